@@ -6,13 +6,13 @@ import "golang.org/x/sys/unix"
 // It is defined on every architecture so the register rules below are unit
 // tested wherever the tests run.
 type amd64Regs struct {
-	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8 uint64
-	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip, Cs      uint64
+	R15, R14, R13, R12, Rbp, Rbx, R11, R10, R9, R8  uint64
+	Rax, Rcx, Rdx, Rsi, Rdi, OrigRax, Rip, Cs       uint64
 	Eflags, Rsp, Ss, FsBase, GsBase, Ds, Es, Fs, Gs uint64
 }
 
 const (
-	amd64SyscallLen     = 2  // "syscall" is 0f 05
+	amd64SyscallLen     = 2   // "syscall" is 0f 05
 	amd64RestartSyscall = 219 // __NR_restart_syscall on x86_64
 	amd64UserCS         = 0x33
 )

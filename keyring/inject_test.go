@@ -125,7 +125,7 @@ func (f failingSyscaller) Syscall(uintptr, ...uintptr) (uintptr, error) {
 	*f.called = true
 	return 0, unix.ENOSYS
 }
-func (f failingSyscaller) Scratch() (uintptr, error)        { *f.called = true; return 0, unix.ENOSYS }
+func (f failingSyscaller) Scratch() (uintptr, error)         { *f.called = true; return 0, unix.ENOSYS }
 func (f failingSyscaller) WriteMemory(uintptr, []byte) error { *f.called = true; return unix.ENOSYS }
 func (f failingSyscaller) ReadMemory(uintptr, []byte) error  { *f.called = true; return unix.ENOSYS }
 

@@ -405,4 +405,3 @@ func TracerPid(pid int) int {
 	}
 	return -1
 }
-
