@@ -3,6 +3,7 @@ package keyring
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime"
 	"testing"
 	"time"
@@ -206,3 +207,5 @@ func checkReport(t *testing.T, kind standin.Kind, rep standin.Report) {
 		t.Errorf("%s ended with %+v; want 5 bytes \"hello\"", rep.Call, rep)
 	}
 }
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -64,32 +64,59 @@ func Inject(tid int, opts Options, fn func(Syscaller) error) (Timings, error) {
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
+	onTracerThread(func() bool {
 		t := &tracee{tid: tid}
 		tm, err := t.run(opts, fn)
-		if t.detached {
-			runtime.UnlockOSThread()
-		}
 		done <- result{tm, err}
-	}()
+		return t.detached
+	})
 	r := <-done
 	return r.t, r.err
 }
 
+// onTracerThread runs work on a locked OS thread other than the main one.
+// When work reports it did not detach cleanly the thread is left to exit,
+// and the kernel detaches whatever it still traces; the main thread never
+// exits (the Go runtime parks it instead), so it is never used.
+func onTracerThread(work func() bool) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			if work() {
+				runtime.UnlockOSThread()
+			}
+			return
+		}
+		// Hold the main thread while a second goroutine starts, so that
+		// one is given another thread.
+		hop := make(chan struct{})
+		go func() {
+			defer close(hop)
+			runtime.LockOSThread()
+			if work() {
+				runtime.UnlockOSThread()
+			}
+		}()
+		<-hop
+		runtime.UnlockOSThread()
+	}()
+}
+
 // tracee is a thread seized by the calling OS thread.
 type tracee struct {
-	tid int
-	w   *waiter
+	tid      int
+	w        *waiter
+	deadline time.Time
+	cancel   <-chan struct{}
 
 	attached bool // seized and not yet detached
 	detached bool // detached, or gone: nothing is left attached to us
 	running  bool // resumed, its next stop not yet consumed
-	inCall   bool // between the entry and exit stop of an injected call
 	changed  bool // registers or signal mask differ from the saved ones
 
 	saved     archRegs
 	savedMask uint64
+	allMask   uint64  // every signal; a field so its address is stable
 	site      uintptr // address of the syscall instruction used
 	scratch   uintptr // remote scratch page, 0 if none
 	lastSys   bool    // the current stop is a syscall stop
@@ -102,7 +129,8 @@ func (t *tracee) run(opts Options, fn func(Syscaller) error) (tm Timings, err er
 		timeout = DefaultTimeout
 	}
 	start := time.Now()
-	t.w = newWaiter(start.Add(timeout), opts.Cancel)
+	t.deadline, t.cancel = start.Add(timeout), opts.Cancel
+	t.w = newWaiter()
 	defer t.w.close()
 
 	err = t.enter(opts.Verify)
@@ -132,13 +160,13 @@ func (t *tracee) enter(verify func() error) error {
 		}
 	}
 	if err := ptrace(unix.PTRACE_INTERRUPT, t.tid, 0, 0); err != nil {
-		return syscallErr("ptrace(PTRACE_INTERRUPT)", t.tid, err)
+		return t.lost(syscallErr("ptrace(PTRACE_INTERRUPT)", t.tid, err))
 	}
 	t.running = true
 	if err := t.waitEventStop(); err != nil {
 		return err
 	}
-	if err := getRegs(t.tid, &t.saved); err != nil {
+	if err := t.getRegs(&t.saved); err != nil {
 		return err
 	}
 	site, insn, err := t.saved.syscallSite()
@@ -154,57 +182,56 @@ func (t *tracee) enter(verify func() error) error {
 	}
 	t.site = site
 	if err := ptrace(unix.PTRACE_GETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.savedMask))); err != nil {
-		return syscallErr("ptrace(PTRACE_GETSIGMASK)", t.tid, err)
+		return t.lost(syscallErr("ptrace(PTRACE_GETSIGMASK)", t.tid, err))
 	}
 	// Block every signal while the thread runs our calls, so no handler runs
 	// on borrowed registers; what arrives stays pending until restore.
 	t.changed = true
-	all := ^uint64(0)
-	if err := ptrace(unix.PTRACE_SETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&all))); err != nil {
-		return syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err)
+	t.allMask = ^uint64(0)
+	if err := ptrace(unix.PTRACE_SETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.allMask))); err != nil {
+		return t.lost(syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err))
 	}
 	return nil
 }
 
 // leave undoes everything enter and the calls did, then detaches. It runs
-// on every path, with its own grace period past the deadline.
+// on every path.
 func (t *tracee) leave() error {
 	if !t.attached {
 		return nil
 	}
-	t.w.grace(restoreGrace)
-	var errs []error
+	if !t.changed {
+		// Nothing to put back. Should the thread not have stopped yet, our
+		// thread's exit detaches it and drops the pending interrupt.
+		if !t.running && ptrace(unix.PTRACE_DETACH, t.tid, 0, 0) == nil {
+			t.attached, t.detached = false, true
+		}
+		return nil
+	}
 	if t.running {
-		// Aborted while waiting: the stop is still to come.
-		if err := t.waitAny(); err != nil {
-			return t.abandon(err)
-		}
+		// Only a call that never came back leaves the thread running with
+		// our registers; there is no stop left at which to restore them.
+		return fmt.Errorf("%w: thread %d did not stop after an injected call", ErrNotRestored, t.tid)
 	}
-	if t.inCall {
-		if err := t.resumeToSyscallStop(); err != nil {
-			return t.abandon(err)
-		}
-		t.inCall = false
-	}
+	var errs []error
 	if t.scratch != 0 {
-		if _, err := t.Syscall(unix.SYS_MUNMAP, t.scratch, ScratchSize); err != nil {
-			errs = append(errs, fmt.Errorf("munmap(%#x) of the scratch page: %w", t.scratch, err))
-			if !t.attached {
-				return errors.Join(errs...)
+		addr := t.scratch
+		t.scratch = 0
+		if _, err := t.call(unix.SYS_MUNMAP, addr, ScratchSize); err != nil {
+			errs = append(errs, fmt.Errorf("munmap(%#x) of the scratch page: %w", addr, err))
+			if !t.attached || t.running {
+				return t.restoreFailed(errors.Join(errs...))
 			}
 		}
-		t.scratch = 0
 	}
-	if t.changed {
-		regs := t.saved.restartForm()
-		if err := setRegs(t.tid, &regs); err != nil {
-			return t.abandon(err)
-		}
-		if err := ptrace(unix.PTRACE_SETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.savedMask))); err != nil {
-			return t.abandon(syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err))
-		}
-		t.changed = false
+	regs := t.saved.restartForm()
+	if err := t.setRegs(&regs); err != nil {
+		return t.restoreFailed(err)
 	}
+	if err := ptrace(unix.PTRACE_SETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.savedMask))); err != nil {
+		return t.restoreFailed(t.lost(syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err)))
+	}
+	t.changed = false
 	// A signal held back while we worked goes with the detach; the kernel
 	// delivers that only from a syscall stop, so otherwise send it anew.
 	sig := 0
@@ -212,7 +239,7 @@ func (t *tracee) leave() error {
 		sig = int(t.pending)
 	}
 	if err := ptrace(unix.PTRACE_DETACH, t.tid, 0, uintptr(sig)); err != nil {
-		return t.abandon(syscallErr("ptrace(PTRACE_DETACH)", t.tid, err))
+		return errors.Join(append(errs, t.lost(syscallErr("ptrace(PTRACE_DETACH)", t.tid, err)))...)
 	}
 	t.attached, t.detached = false, true
 	if t.pending != 0 && sig == 0 {
@@ -223,42 +250,54 @@ func (t *tracee) leave() error {
 	return errors.Join(errs...)
 }
 
-// abandon gives up on a clean detach. If the thread never changed, leaving
-// it is harmless: the kernel detaches when our thread exits.
-func (t *tracee) abandon(err error) error {
+// restoreFailed reports a restore that could not complete. A target that
+// is gone needs no restoring.
+func (t *tracee) restoreFailed(err error) error {
 	if errors.Is(err, ErrTargetExited) {
 		return err
 	}
-	if t.changed {
-		return fmt.Errorf("%w: thread %d: %w", ErrNotRestored, t.tid, err)
-	}
-	return err
+	return fmt.Errorf("%w: thread %d: %w", ErrNotRestored, t.tid, err)
 }
 
 // Syscall implements Syscaller: the thread runs nr from the syscall
 // instruction it was stopped at, with the saved registers otherwise intact.
+// Cancellation and the deadline are honoured between calls, never inside
+// one, so the thread is always at a stop where it can be restored.
 func (t *tracee) Syscall(nr uintptr, args ...uintptr) (uintptr, error) {
+	select {
+	case <-t.cancel:
+		return 0, fmt.Errorf("%w before syscall %d in thread %d", ErrCanceled, nr, t.tid)
+	default:
+	}
+	if time.Now().After(t.deadline) {
+		return 0, fmt.Errorf("%w: deadline passed before syscall %d in thread %d", ErrTimeout, nr, t.tid)
+	}
+	return t.call(nr, args...)
+}
+
+func (t *tracee) call(nr uintptr, args ...uintptr) (uintptr, error) {
 	if !t.attached || t.running {
 		return 0, fmt.Errorf("thread %d is not stopped under our control", t.tid)
 	}
 	var a [6]uintptr
 	copy(a[:], args)
 	regs := t.saved.call(t.site, nr, &a)
-	if err := setRegs(t.tid, &regs); err != nil {
+	if err := t.setRegs(&regs); err != nil {
 		return 0, err
 	}
-	t.inCall = true
-	if err := t.resumeToSyscallStop(); err != nil { // entry
+	// An injected call never blocks: it gets restoreGrace of its own,
+	// whatever is left of the deadline.
+	limit := time.Now().Add(restoreGrace)
+	if err := t.resumeToSyscallStop(limit); err != nil { // entry
 		return 0, err
 	}
 	if err := atSyscallEntry(t.tid, nr); err != nil {
+		return 0, t.lost(err)
+	}
+	if err := t.resumeToSyscallStop(limit); err != nil { // exit
 		return 0, err
 	}
-	if err := t.resumeToSyscallStop(); err != nil { // exit
-		return 0, err
-	}
-	t.inCall = false
-	if err := getRegs(t.tid, &regs); err != nil {
+	if err := t.getRegs(&regs); err != nil {
 		return 0, err
 	}
 	return regs.result(t.site)
@@ -281,6 +320,9 @@ func (t *tracee) Scratch() (uintptr, error) {
 
 // WriteMemory implements Syscaller.
 func (t *tracee) WriteMemory(addr uintptr, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
 	local := []unix.Iovec{{Base: &b[0]}}
 	local[0].SetLen(len(b))
 	remote := []unix.RemoteIovec{{Base: addr, Len: len(b)}}
@@ -296,6 +338,9 @@ func (t *tracee) WriteMemory(addr uintptr, b []byte) error {
 
 // ReadMemory implements Syscaller.
 func (t *tracee) ReadMemory(addr uintptr, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
 	local := []unix.Iovec{{Base: &b[0]}}
 	local[0].SetLen(len(b))
 	remote := []unix.RemoteIovec{{Base: addr, Len: len(b)}}
@@ -309,30 +354,38 @@ func (t *tracee) ReadMemory(addr uintptr, b []byte) error {
 	return nil
 }
 
+func (t *tracee) getRegs(r *archRegs) error { return t.lost(getRegs(t.tid, r)) }
+func (t *tracee) setRegs(r *archRegs) error { return t.lost(setRegs(t.tid, r)) }
+
+// ptraceEvent is the PTRACE_EVENT_* of a stop (status>>16), 0 for none.
+// x/sys's TrapCause only reports it for SIGTRAP stops, but a group-stop
+// seen through PTRACE_SEIZE is PTRACE_EVENT_STOP with the stop signal.
+func ptraceEvent(ws unix.WaitStatus) int { return int(uint32(ws) >> 16) }
+
+const syscallStop = unix.SIGTRAP | 0x80
+
 // resumeToSyscallStop resumes the thread with PTRACE_SYSCALL until its next
 // syscall stop. Signals that reach it meanwhile (only those that cannot be
 // blocked) are held back and delivered at detach.
-func (t *tracee) resumeToSyscallStop() error {
+func (t *tracee) resumeToSyscallStop(limit time.Time) error {
 	for {
 		if err := ptrace(unix.PTRACE_SYSCALL, t.tid, 0, 0); err != nil {
 			return t.lost(syscallErr("ptrace(PTRACE_SYSCALL)", t.tid, err))
 		}
 		t.running = true
-		ws, err := t.wait()
+		ws, err := t.wait(limit, nil)
 		if err != nil {
 			return err
 		}
+		t.lastSys = ws.StopSignal() == syscallStop && ptraceEvent(ws) == 0
 		switch {
-		case ws.StopSignal() == unix.SIGTRAP|0x80:
-			t.lastSys = true
+		case t.lastSys:
 			return nil
-		case ws.TrapCause() > 0:
+		case ptraceEvent(ws) != 0:
 			// A group-stop or interrupt: resume; the kernel re-enters any
-			// group stop that is still in force after we detach.
-			t.lastSys = false
+			// group stop still in force when we detach.
 		default:
 			// Signal-delivery stop: suppress now, deliver at detach.
-			t.lastSys = false
 			if t.pending == 0 {
 				t.pending = ws.StopSignal()
 			}
@@ -344,16 +397,16 @@ func (t *tracee) resumeToSyscallStop() error {
 // a group stop) produces, passing on signals that arrive first.
 func (t *tracee) waitEventStop() error {
 	for {
-		ws, err := t.wait()
+		ws, err := t.wait(t.deadline, t.cancel)
 		if err != nil {
 			return err
 		}
-		if ws.TrapCause() == unix.PTRACE_EVENT_STOP {
+		if ptraceEvent(ws) == unix.PTRACE_EVENT_STOP {
 			t.lastSys = false
 			return nil
 		}
 		sig := 0
-		if ws.TrapCause() <= 0 && ws.StopSignal() != unix.SIGTRAP|0x80 {
+		if ptraceEvent(ws) == 0 && ws.StopSignal() != syscallStop {
 			sig = int(ws.StopSignal())
 		}
 		if err := ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(sig)); err != nil {
@@ -363,42 +416,34 @@ func (t *tracee) waitEventStop() error {
 	}
 }
 
-// waitAny consumes the next stop, whatever it is, during leave.
-func (t *tracee) waitAny() error {
-	ws, err := t.wait()
-	if err != nil {
-		return err
-	}
-	if ws.StopSignal() == unix.SIGTRAP|0x80 {
-		t.lastSys = true
-	} else if ws.TrapCause() <= 0 && t.pending == 0 {
-		t.pending = ws.StopSignal()
-	}
-	return nil
-}
-
 // wait waits for the thread's next stop or its death.
-func (t *tracee) wait() (unix.WaitStatus, error) {
-	ws, err := t.w.wait(t.tid)
+func (t *tracee) wait(limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
+	ws, err := t.w.wait(t.tid, limit, cancel)
 	if err != nil {
 		return ws, err
 	}
 	if ws.Exited() || ws.Signaled() {
 		t.attached, t.detached, t.running = false, true, false
-		return ws, fmt.Errorf("%w: thread %d: %s", ErrTargetExited, t.tid, describeStatus(ws))
+		return ws, fmt.Errorf("%w: thread %d %s", ErrTargetExited, t.tid, describeStatus(ws))
 	}
 	t.running = false
 	return ws, nil
 }
 
 // lost turns ESRCH from a ptrace request into ErrTargetExited when the
-// thread is really gone.
+// thread is really gone: killed threads leave a status to collect.
 func (t *tracee) lost(err error) error {
-	if errors.Is(err, unix.ESRCH) {
-		if _, serr := os.Stat(fmt.Sprintf("/proc/%d", t.tid)); serr != nil {
-			t.attached, t.detached, t.running = false, true, false
-			return fmt.Errorf("%w: %w", ErrTargetExited, err)
-		}
+	if err == nil || !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	ws, werr := t.w.wait(t.tid, time.Now().Add(restoreGrace), nil)
+	if werr == nil && (ws.Exited() || ws.Signaled()) {
+		t.attached, t.detached, t.running = false, true, false
+		return fmt.Errorf("%w: thread %d %s: %w", ErrTargetExited, t.tid, describeStatus(ws), err)
+	}
+	if errors.Is(werr, ErrTargetExited) {
+		t.attached, t.detached, t.running = false, true, false
+		return fmt.Errorf("%w: %w", werr, err)
 	}
 	return err
 }
@@ -408,61 +453,47 @@ func describeStatus(ws unix.WaitStatus) string {
 	case ws.Exited():
 		return fmt.Sprintf("exited with status %d", ws.ExitStatus())
 	case ws.Signaled():
-		return fmt.Sprintf("killed by %s", unix.SignalName(ws.Signal()))
+		return fmt.Sprintf("was killed by %s", unix.SignalName(ws.Signal()))
 	case ws.Stopped():
-		return fmt.Sprintf("stopped by %s (event %d)", unix.SignalName(ws.StopSignal()), ws.TrapCause())
+		return fmt.Sprintf("stopped by %s (event %d)", unix.SignalName(ws.StopSignal()), ptraceEvent(ws))
 	}
 	return fmt.Sprintf("status %#x", uint32(ws))
 }
 
-// waiter waits for one thread's ptrace stops with a deadline and a cancel
-// channel. wait4 cannot be interrupted, so it polls with WNOHANG: first a
-// short spin, since an injected call stops again within microseconds, then
-// on each SIGCHLD (the kernel sends one to the tracer on every stop), with a
-// slow tick as a backstop. It never waits for any pid but the one given:
-// wait4(-1) would steal other children's and tracees' events.
+// waiter waits for one thread's ptrace stops with a time limit and a
+// cancel channel. wait4 cannot be interrupted, so it polls with WNOHANG:
+// first a short spin, since an injected call stops again within
+// microseconds, then on each SIGCHLD (the kernel sends one to the tracer on
+// every stop), with a slow tick as a backstop. It never waits for any pid
+// but the one given: wait4(-1) would steal other children's and tracees'
+// events.
 type waiter struct {
-	sigc     chan os.Signal
-	deadline *time.Timer
-	tick     *time.Ticker
-	cancel   <-chan struct{}
-	expired  bool
-	graced   bool
+	sigc chan os.Signal
 }
 
-func newWaiter(deadline time.Time, cancel <-chan struct{}) *waiter {
-	w := &waiter{
-		sigc:     make(chan os.Signal, 1),
-		deadline: time.NewTimer(time.Until(deadline)),
-		tick:     time.NewTicker(10 * time.Millisecond),
-		cancel:   cancel,
-	}
+func newWaiter() *waiter {
+	w := &waiter{sigc: make(chan os.Signal, 1)}
 	signal.Notify(w.sigc, unix.SIGCHLD)
 	return w
 }
 
-func (w *waiter) close() {
-	signal.Stop(w.sigc)
-	w.deadline.Stop()
-	w.tick.Stop()
-}
+func (w *waiter) close() { signal.Stop(w.sigc) }
 
-// grace switches the waiter to restore mode: cancellation no longer
-// applies and the deadline becomes now+d.
-func (w *waiter) grace(d time.Duration) {
-	if w.graced {
-		return
-	}
-	w.graced = true
-	w.cancel = nil
-	w.deadline.Stop()
-	w.deadline = time.NewTimer(d)
-	w.expired = false
-}
+const (
+	spinPolls    = 200
+	backstopTick = 10 * time.Millisecond
+)
 
-const spinPolls = 200
-
-func (w *waiter) wait(tid int) (unix.WaitStatus, error) {
+func (w *waiter) wait(tid int, limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
+	var timer *time.Timer
+	var tick *time.Ticker
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+			tick.Stop()
+		}
+	}()
+	expired := false
 	for i := 0; ; i++ {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOHANG, nil)
@@ -476,25 +507,32 @@ func (w *waiter) wait(tid int) (unix.WaitStatus, error) {
 		case pid == tid:
 			return ws, nil
 		}
-		if w.expired {
+		if expired {
 			return ws, fmt.Errorf("%w: thread %d", ErrTimeout, tid)
 		}
 		if i < spinPolls {
 			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			continue
 		}
+		if timer == nil {
+			timer, tick = time.NewTimer(time.Until(limit)), time.NewTicker(backstopTick)
+		}
 		select {
 		case <-w.sigc:
-		case <-w.tick.C:
-		case <-w.deadline.C:
+		case <-tick.C:
+		case <-timer.C:
 			// Poll once more before giving up: the stop may have come.
-			w.expired = true
-		case <-w.cancel:
+			expired = true
+		case <-cancel:
 			return ws, fmt.Errorf("%w while waiting for thread %d to stop", ErrCanceled, tid)
 		}
 	}
 }
 
+// ptrace makes a raw request. uintptrescapes keeps pointers passed as addr
+// or data valid for the call.
+//
+//go:uintptrescapes
 func ptrace(req int, tid int, addr, data uintptr) error {
 	_, _, e := unix.Syscall6(unix.SYS_PTRACE, uintptr(req), uintptr(tid), addr, data, 0, 0)
 	if e != 0 {

@@ -80,6 +80,8 @@ func RunIfChild() {
 		os.Exit(goBlock(false))
 	case "go-recvfrom":
 		os.Exit(goBlock(true))
+	case "spin":
+		spin()
 	case "sleep":
 		time.Sleep(time.Hour)
 		os.Exit(0)
@@ -404,4 +406,31 @@ func TracerPid(pid int) int {
 		}
 	}
 	return -1
+}
+
+// StartSpinner starts a child that burns CPU in user space, never inside a
+// system call, and returns its pid.
+func StartSpinner(t testing.TB) int {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, childArg, "spin")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// spin never makes a system call on the main thread.
+func spin() {
+	x := uint64(1)
+	for {
+		x = x*6364136223846793005 + 1442695040888963407
+		if x == 0 {
+			fmt.Println(x)
+		}
+	}
 }
