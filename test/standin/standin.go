@@ -417,11 +417,29 @@ func StartSpinner(t testing.TB) int {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, childArg, "spin")
+	// No asynchronous preemption: nothing interrupts the loop.
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd.Process.Pid
+	pid := cmd.Process.Pid
+	// Wait until the main thread has been seen outside any system call
+	// (/proc/<pid>/syscall says "running" or -1) many times in a row.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; n < 50; {
+		if time.Now().After(deadline) {
+			t.Fatalf("spinner never settled in user space: %s", State(pid))
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+		if f := strings.Fields(string(b)); len(f) > 0 && (f[0] == "running" || f[0] == "-1") {
+			n++
+		} else {
+			n = 0
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return pid
 }
 
 // spin never makes a system call on the main thread.
