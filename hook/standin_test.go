@@ -233,3 +233,52 @@ func grandchild(t *testing.T) int {
 	}
 	return pid
 }
+
+// A target that never stops: the hook gives up at --timeout, and on
+// SIGTERM, exits 1 promptly and leaves the target untouched.
+func TestHookTimeoutAndSignal(t *testing.T) {
+	testutil.RequiresRoot(t)
+	host := standin.Current()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		signal syscall.Signal
+		want   string
+	}{
+		{"timeout", []string{"--timeout", "300ms"}, 0, "timed out"},
+		{"SIGTERM", []string{"--timeout", "20s"}, syscall.SIGTERM, "canceled"},
+		{"SIGINT", []string{"--timeout", "20s"}, syscall.SIGINT, "canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := standin.Start(t, standin.GoRead)
+			thaw := standin.Freeze(t, p.Pid)
+			cmd := exec.Command(hookBinary, append(tc.args, "prestart")...)
+			cmd.Stdin = strings.NewReader(runcState("frozen", p.Pid, nil))
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if tc.signal != 0 {
+				// Let it attach and wait for the stop that never comes.
+				for i := 0; i < 1000 && standin.TracerPid(p.Pid) == 0; i++ {
+					time.Sleep(time.Millisecond)
+				}
+				if standin.TracerPid(p.Pid) == 0 {
+					t.Fatalf("the hook never attached: %s", standin.State(p.Pid))
+				}
+				cmd.Process.Signal(tc.signal)
+			}
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("hook ended with %v, stderr %q; want exit 1 mentioning %q", err, stderr.String(), tc.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("hook took %v to give up", d)
+			}
+			thaw()
+			assertUntouched(t, p, host)
+		})
+	}
+}

@@ -2,11 +2,7 @@ package keyring
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -81,7 +77,7 @@ func TestInjectStoppedTarget(t *testing.T) {
 func TestInjectTimeoutFrozenTarget(t *testing.T) {
 	testutil.RequiresRoot(t)
 	p := standin.Start(t, standin.CRead)
-	freeze(t, p.Pid)
+	thaw := standin.Freeze(t, p.Pid)
 	start := time.Now()
 	_, err := installOnce(p.Pid, Options{Timeout: 200 * time.Millisecond})
 	if !errors.Is(err, ErrTimeout) {
@@ -91,7 +87,7 @@ func TestInjectTimeoutFrozenTarget(t *testing.T) {
 		t.Errorf("took %v to give up after a 200ms timeout", d)
 	}
 	waitUntraced(t, p.Pid)
-	thaw(t, p.Pid)
+	thaw()
 	finishUnchanged(t, p, standin.Current().Serial)
 }
 
@@ -99,7 +95,7 @@ func TestInjectTimeoutFrozenTarget(t *testing.T) {
 func TestInjectCanceled(t *testing.T) {
 	testutil.RequiresRoot(t)
 	p := standin.Start(t, standin.GoRead)
-	freeze(t, p.Pid)
+	thaw := standin.Freeze(t, p.Pid)
 	cancel := make(chan struct{})
 	time.AfterFunc(50*time.Millisecond, func() { close(cancel) })
 	_, err := installOnce(p.Pid, Options{Timeout: 10 * time.Second, Cancel: cancel})
@@ -107,7 +103,7 @@ func TestInjectCanceled(t *testing.T) {
 		t.Fatalf("Inject canceled: %v, want ErrCanceled", err)
 	}
 	waitUntraced(t, p.Pid)
-	thaw(t, p.Pid)
+	thaw()
 	finishUnchanged(t, p, standin.Current().Serial)
 }
 
@@ -200,45 +196,4 @@ func waitState(t *testing.T, pid int, want byte) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	t.Fatalf("pid %d never reached state %c: %s", pid, want, standin.State(pid))
-}
-
-const freezerRoot = "/sys/fs/cgroup/freezer"
-
-func freeze(t *testing.T, pid int) {
-	t.Helper()
-	_, err := os.Stat(filepath.Join(freezerRoot, "freezer.state"))
-	if err != nil {
-		_, err = os.Stat(filepath.Join(freezerRoot, "cgroup.procs"))
-	}
-	testutil.Require(t, err == nil, "cgroup v1 freezer at %s: %v", freezerRoot, err)
-	dir := filepath.Join(freezerRoot, fmt.Sprintf("okh-test-%d", pid))
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
-		os.WriteFile(filepath.Join(freezerRoot, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
-		os.Remove(dir)
-	})
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("FROZEN"), 0); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 500; i++ {
-		if b, _ := os.ReadFile(filepath.Join(dir, "freezer.state")); string(b) == "FROZEN\n" {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatal("cgroup never froze")
-}
-
-func thaw(t *testing.T, pid int) {
-	t.Helper()
-	dir := filepath.Join(freezerRoot, fmt.Sprintf("okh-test-%d", pid))
-	if err := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -452,3 +452,46 @@ func spin() {
 		}
 	}
 }
+
+// FreezerRoot is the cgroup v1 freezer hierarchy used by Freeze.
+const FreezerRoot = "/sys/fs/cgroup/freezer"
+
+// Freeze stops pid with the cgroup v1 freezer: unlike SIGSTOP, a frozen
+// task does not even enter a ptrace stop. It returns a function that thaws
+// it; cleanup thaws it and removes the cgroup in any case.
+func Freeze(t testing.TB, pid int) (thaw func()) {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(FreezerRoot, "freezer.state"))
+	if os.IsNotExist(err) {
+		_, err = os.Stat(filepath.Join(FreezerRoot, "cgroup.procs"))
+	}
+	testutil.Require(t, err == nil, "cgroup v1 freezer at %s: %v", FreezerRoot, err)
+	dir := filepath.Join(FreezerRoot, fmt.Sprintf("okh-test-%d", pid))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	thaw = func() {
+		if err := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0); err != nil {
+			t.Errorf("thawing %d: %v", pid, err)
+		}
+	}
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("THAWED"), 0)
+		os.WriteFile(filepath.Join(FreezerRoot, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0)
+		os.Remove(dir)
+	})
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "freezer.state"), []byte("FROZEN"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500; i++ {
+		if b, _ := os.ReadFile(filepath.Join(dir, "freezer.state")); string(b) == "FROZEN\n" {
+			return thaw
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatal("cgroup never froze")
+	return thaw
+}
