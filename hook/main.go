@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +30,8 @@ const (
 )
 
 const usageHead = `Usage: oci-keyring-hook [flags] prestart|createRuntime
+       oci-keyring-hook [flags] check [--json]
+       oci-keyring-hook version
 
 oci-keyring-hook is an OCI runtime hook. The runtime (runc, crun, podman,
 CRI-O) runs it after creating a container and before the container's
@@ -43,6 +44,17 @@ another container's) are then out of the container's reach.
 Configure it as a prestart or createRuntime hook; the last argument names
 the stage. It fails closed: if the container cannot be given a private
 keyring, the hook exits non-zero and the runtime does not start it.
+
+Commands:
+  prestart, createRuntime  run as the hook: the state on stdin, the stage as
+                           the last argument
+  check [--json]           before rollout: check the kernel's keyrings,
+                           ptrace permissions, key quotas and the runtimes on
+                           PATH, and install a keyring in a stand-in init as
+                           the hook would (with the flags given); a failed
+                           line says what to change. --json prints JSON.
+  version                  print version, commit, Go version and platform
+                           (also --version)
 
 Flags:
 `
@@ -61,8 +73,10 @@ Logging: one line per container. To --log-file if given, else to syslog
 (/dev/log), else to stderr. Failures are also written to stderr, which the
 runtime includes in its error.
 
-Exit status: 0 installed (or failed with --fail-open); 1 failed, the
-container must not start; 2 usage error.
+Exit status:
+  0  installed (or failed with --fail-open); check: the hook would work here
+  1  failed, the container must not start; check: a check failed
+  2  usage error
 
 Caveats: without a user namespace the container's user keyring (@u) is
 still the host's; processes added later with "runc exec" do not go
@@ -72,6 +86,7 @@ Examples:
   config.json (runc):  "hooks": {"createRuntime": [{"path": "/usr/libexec/oci/hooks.d/oci-keyring-hook",
                          "args": ["oci-keyring-hook", "createRuntime"]}]}
   test by hand:        oci-keyring-hook --log-file /dev/stderr prestart < state.json
+  before rollout:      oci-keyring-hook check
 `
 
 type options struct {
@@ -118,10 +133,16 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdin io.Reader, stderr io.Writer) int {
+// Commands other than the stage words.
+const (
+	cmdCheck   = "check"
+	cmdVersion = "version"
+)
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var o options
 	fs := newFlagSet(&o, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -130,9 +151,13 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	if o.showVersion || (fs.NArg() == 1 && fs.Arg(0) == "version") {
-		fmt.Fprintf(stderr, "oci-keyring-hook %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-		return exitOK
+	switch {
+	case o.showVersion:
+		return runVersion(nil, stdout, stderr)
+	case fs.Arg(0) == cmdVersion:
+		return runVersion(fs.Args()[1:], stdout, stderr)
+	case fs.Arg(0) == cmdCheck:
+		return runCheck(o, fs.Args()[1:], stdout, stderr)
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(stderr, "oci-keyring-hook: want exactly one stage argument (prestart or createRuntime), got %d: %q\nRun 'oci-keyring-hook --help' for usage.\n", fs.NArg(), fs.Args())
