@@ -3,7 +3,10 @@
 #   make build     bin/oci-keyring-hook, static (CGO_ENABLED=0)
 #   make test      vet, arm64 cross-compile, unit + stand-in + end-to-end tests (root)
 #   make demo      a container under runc --no-new-keyring without and with the hook
-#   make install   PREFIX=/usr DESTDIR=
+#   make test-arm64  keyring and hook tests on an arm64 kernel under qemu (hack/test-arm64.sh)
+#   make install   the binary and a hooks.d file for every container (PREFIX=/usr DESTDIR=)
+#   make install-optin   the same, with a hooks.d file for annotated containers only
+#   make uninstall PREFIX=/usr DESTDIR=
 
 GO       ?= go
 PREFIX   ?= /usr
@@ -13,8 +16,10 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN      := bin/oci-keyring-hook
 HOOKDIR  := $(PREFIX)/libexec/oci/hooks.d
+# The hooks.d directory podman and CRI-O read by default (oci-hooks(5)).
+HOOKJSONDIR := $(PREFIX)/share/containers/oci/hooks.d
 
-.PHONY: all build test vet cross unit demo clean
+.PHONY: all build test test-arm64 vet cross unit demo clean install install-optin uninstall
 
 all: build
 
@@ -44,6 +49,41 @@ unit:
 
 demo:
 	hack/demo.sh
+
+# The keyring and hook tests, built for arm64, run as root with CI=true on
+# Debian's arm64 kernel under qemu-system-aarch64 (TCG); fails unless every
+# test passed. Kernel and busybox are downloaded once into bin/arm64.
+test-arm64:
+	GO=$(GO) hack/test-arm64.sh
+
+# install puts the binary in $(HOOKDIR) and a hooks.d file that runs it for
+# every container in $(HOOKJSONDIR); install-optin puts instead one that runs
+# it only for containers carrying the io.oci-keyring-hook.mode annotation.
+# Both write oci-keyring-hook.json, so the later one wins. The hooks.d file is
+# generated from hack/hooks.d/*.json.in with its path set to $(HOOKDIR),
+# without DESTDIR. Files are written under a temporary name and renamed, the
+# binary first, so a runtime reading the directories never sees a partial
+# file nor a hooks.d file naming a missing binary.
+install: build
+	$(call install-hook,hack/hooks.d/oci-keyring-hook.json.in)
+
+install-optin: build
+	$(call install-hook,hack/hooks.d/oci-keyring-hook-optin.json.in)
+
+define install-hook
+	install -d -m 0755 '$(DESTDIR)$(HOOKDIR)' '$(DESTDIR)$(HOOKJSONDIR)'
+	install -m 0755 '$(BIN)' '$(DESTDIR)$(HOOKDIR)/.oci-keyring-hook.tmp'
+	mv -f '$(DESTDIR)$(HOOKDIR)/.oci-keyring-hook.tmp' '$(DESTDIR)$(HOOKDIR)/oci-keyring-hook'
+	sed 's|@HOOKDIR@|$(HOOKDIR)|g' '$(1)' > '$(DESTDIR)$(HOOKJSONDIR)/.oci-keyring-hook.json.tmp'
+	chmod 0644 '$(DESTDIR)$(HOOKJSONDIR)/.oci-keyring-hook.json.tmp'
+	mv -f '$(DESTDIR)$(HOOKJSONDIR)/.oci-keyring-hook.json.tmp' '$(DESTDIR)$(HOOKJSONDIR)/oci-keyring-hook.json'
+endef
+
+# The hooks.d file first, so runtimes stop adding the hook before its binary
+# goes (a container created meanwhile still runs the binary its config names).
+uninstall:
+	rm -f '$(DESTDIR)$(HOOKJSONDIR)/oci-keyring-hook.json'
+	rm -f '$(DESTDIR)$(HOOKDIR)/oci-keyring-hook'
 
 clean:
 	rm -rf bin
