@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -39,13 +40,38 @@ func newHook(o options, stderr io.Writer) (*hook, error) {
 
 func (h *hook) close() { h.closeLog() }
 
+// exitAfterRun is set by main: the process exits as soon as the hook has
+// run, so there is nothing to undo. signal.Stop, for one, costs a round
+// trip to the Go runtime's signal thread while the runtime waits for the
+// hook to exit.
+var exitAfterRun bool
+
 // run handles one container and returns the exit status.
 func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 	start := time.Now()
 	deadline := start.Add(h.timeout)
 	fields := logrus.Fields{"stage": string(stage)}
 
-	st, err := readState(stdin, h.timeout)
+	// SIGTERM and SIGINT must be caught before the target is entered, so
+	// that they restore it rather than kill the hook. os/signal starts a
+	// thread of its own for that, which costs as much as everything else
+	// before the injection: let it happen while the state is read.
+	sigs := make(chan os.Signal, 1)
+	notified := make(chan struct{})
+	go func() {
+		signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
+		close(notified)
+	}()
+	defer func() {
+		if !exitAfterRun {
+			<-notified
+			signal.Stop(sigs)
+		}
+	}()
+
+	st, err := readState(stdin, h.timeout, func(err error) {
+		os.Exit(h.fail(fields, fmt.Errorf("reading the container state from stdin: %w", err), false))
+	})
 	if err != nil {
 		return h.fail(fields, fmt.Errorf("reading the container state from stdin: %w", err), false)
 	}
@@ -68,7 +94,16 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 	if err := keyring.CheckTarget(st.Pid); err != nil {
 		return h.fail(fields, err, false)
 	}
-	sharesUserNS, nsErr := keyring.SameUserNamespace(st.Pid)
+	// Only the log line needs this: find it out while the target is held.
+	type userNS struct {
+		same bool
+		err  error
+	}
+	nsc := make(chan userNS, 1)
+	go func() {
+		same, err := keyring.SameUserNamespace(st.Pid)
+		nsc <- userNS{same, err}
+	}()
 
 	req := keyring.Request{Mode: keyring.Named, Name: pol.Name, Perm: keyring.Perm(pol.Perm)}
 	if pol.Mode == spec.ModeAnonymous {
@@ -76,9 +111,7 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 	}
 
 	cancel := make(chan struct{})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT)
-	defer signal.Stop(sigs)
+	<-notified
 	go func() {
 		if sig, ok := <-sigs; ok {
 			fields["signal"] = sig.String()
@@ -94,6 +127,9 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 	}, func(s keyring.Syscaller) error {
 		var err error
 		res, err = keyring.Install(s, req)
+		// While the target is held: which uid's key quota ran out, and
+		// how much of it is in use.
+		keyring.ExplainQuota(err, st.Pid)
 		return err
 	})
 	fields["enter_us"] = tm.Enter.Microseconds()
@@ -104,6 +140,8 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 		return h.fail(fields, fmt.Errorf("installing a session keyring in pid %d: %w", st.Pid, err), errors.Is(err, keyring.ErrNotRestored))
 	}
 
+	ns := <-nsc
+	sharesUserNS, nsErr := ns.same, ns.err
 	fields["serial"] = res.Serial
 	fields["name"] = res.Desc.Name
 	fields["perm"] = res.Desc.Perm.String()
@@ -126,7 +164,13 @@ func (h *hook) fail(fields logrus.Fields, err error, damaged bool) int {
 	id, _ := fields["id"].(string)
 	what := "container"
 	if id != "" {
-		what = fmt.Sprintf("container %q", id)
+		// Cut like every other value the errors quote: a hostile id must
+		// not make the one line the runtime shows megabytes long.
+		if len(id) > 80 {
+			what = fmt.Sprintf("container %q...", id[:80])
+		} else {
+			what = fmt.Sprintf("container %q", id)
+		}
 	}
 	if h.failOpen && !damaged {
 		entry.Warn("no private session keyring (--fail-open: container allowed to start)")
@@ -143,23 +187,21 @@ func (h *hook) fail(fields logrus.Fields, err error, damaged bool) int {
 }
 
 // readState reads the state with a bound on time as well as size: a
-// runtime that never closes stdin must not hold the container forever.
-func readState(r io.Reader, timeout time.Duration) (*specs.State, error) {
-	type result struct {
-		st  *specs.State
-		err error
+// runtime that never closes stdin must not hold the container forever. It
+// reads on the calling goroutine (a second one would cost a thread wake-up
+// on every run); should the bound pass first, expired runs instead, and
+// exits the process: nothing has been entered yet.
+func readState(r io.Reader, timeout time.Duration, expired func(error)) (*specs.State, error) {
+	var state atomic.Int32 // 0 reading, 1 read, 2 timed out
+	t := time.AfterFunc(timeout, func() {
+		if state.CompareAndSwap(0, 2) {
+			expired(fmt.Errorf("no end of input after %v (--timeout)", timeout))
+		}
+	})
+	st, err := spec.ReadState(r)
+	if !state.CompareAndSwap(0, 1) {
+		select {} // expired is exiting the process
 	}
-	ch := make(chan result, 1)
-	go func() {
-		st, err := spec.ReadState(r)
-		ch <- result{st, err}
-	}()
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		return r.st, r.err
-	case <-t.C:
-		return nil, fmt.Errorf("no end of input after %v (--timeout)", timeout)
-	}
+	t.Stop()
+	return st, err
 }

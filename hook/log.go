@@ -28,9 +28,9 @@ func setupLogging(log *logrus.Logger, file, level, format string) (toStderr bool
 	log.SetLevel(lvl)
 	switch format {
 	case "text":
-		log.SetFormatter(&logrus.TextFormatter{DisableColors: true, FullTimestamp: true})
+		log.SetFormatter(utcFormatter{&logrus.TextFormatter{DisableColors: true, FullTimestamp: true}})
 	case "json":
-		log.SetFormatter(&logrus.JSONFormatter{})
+		log.SetFormatter(utcFormatter{&logrus.JSONFormatter{}})
 	default:
 		return false, closeFn, fmt.Errorf("--log-format %q: want text or json", format)
 	}
@@ -57,4 +57,14 @@ func setupLogging(log *logrus.Logger, file, level, format string) (toStderr bool
 func syslogAvailable() bool {
 	fi, err := os.Stat(syslogSocket)
 	return err == nil && fi.Mode()&os.ModeSocket != 0
+}
+
+// utcFormatter stamps lines in UTC. Local time would make the first line
+// load the time zone (/etc/localtime; runtimes run hooks without TZ) while
+// the runtime waits for the hook to exit.
+type utcFormatter struct{ logrus.Formatter }
+
+func (f utcFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	e.Time = e.Time.UTC()
+	return f.Formatter.Format(e)
 }

@@ -133,6 +133,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 }
 
 func main() {
+	exitAfterRun = true
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

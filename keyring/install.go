@@ -84,7 +84,10 @@ func Install(s Syscaller, req Request) (Result, error) {
 	var res Result
 	anon, err := keyctl(s, keyctlJoinSessionKeyring, 0)
 	if err != nil {
-		return res, fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL): %w", err)
+		return res, joinErr("keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)", AnonymousName, err)
+	}
+	if int32(anon) <= 0 {
+		return res, fmt.Errorf("%w: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) returned %d, not a new keyring's serial", ErrVerify, int32(anon))
 	}
 	res.Anonymous = int32(anon)
 	res.Serial = int32(anon)
@@ -99,10 +102,7 @@ func Install(s Syscaller, req Request) (Result, error) {
 		}
 		serial, err := keyctl(s, keyctlJoinSessionKeyring, scratch+scratchName)
 		if err != nil {
-			if errors.Is(err, unix.EDQUOT) {
-				return res, fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): %w: the keyring owner's key quota is exhausted (see /proc/key-users and the kernel.keys.maxkeys/maxbytes sysctls)", req.Name, err)
-			}
-			return res, fmt.Errorf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q): %w", req.Name, err)
+			return res, joinErr(fmt.Sprintf("keyctl(KEYCTL_JOIN_SESSION_KEYRING, %q)", req.Name), req.Name, err)
 		}
 		// 0 means "that is already your session keyring": not new.
 		if serial == 0 || int32(serial) == res.Anonymous {

@@ -30,3 +30,13 @@ func setRegs(tid int, r *archRegs) error {
 // atSyscallEntry runs at the syscall-entry stop of an injected call. On
 // x86_64 the kernel took the number from rax; nothing to fix.
 func atSyscallEntry(tid int, nr uintptr) error { return nil }
+
+// singleStepCalls: a PTRACE_SINGLESTEP over "syscall" runs the call and
+// stops once, right after it (stepOverSyscall).
+const singleStepCalls = true
+
+// syscallInsnLen is the length of the syscall instruction.
+const syscallInsnLen = amd64SyscallLen
+
+// stepPC is the instruction pointer of a stop.
+func stepPC(r *archRegs) uintptr { return uintptr(r.Rip) }

@@ -88,3 +88,13 @@ func setSyscallNo(tid int, nr int32) error {
 	}
 	return nil
 }
+
+// singleStepCalls: arm64 keeps a syscall-entry and a syscall-exit stop per
+// call (the entry stop sets NT_ARM_SYSTEM_CALL).
+const singleStepCalls = false
+
+// syscallInsnLen is the length of the syscall instruction.
+const syscallInsnLen = arm64SyscallLen
+
+// stepPC is the program counter of a stop.
+func stepPC(r *archRegs) uintptr { return uintptr(r.Pc) }

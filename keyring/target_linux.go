@@ -26,7 +26,7 @@ type ProcStat struct {
 // ReadProcStat reads /proc/<pid>/stat. The command name may contain spaces
 // and parentheses, so the fields are taken after the last ')'.
 func ReadProcStat(pid int) (ProcStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := readProc(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return ProcStat{}, err
 	}
@@ -60,16 +60,6 @@ func CheckTarget(pid int) error {
 	if pid == self {
 		return fmt.Errorf("%w: pid %d is the hook itself", ErrBadTarget, pid)
 	}
-	for p, depth := os.Getppid(), 0; p > 0 && depth < 4096; depth++ {
-		if p == pid {
-			return fmt.Errorf("%w: pid %d is an ancestor of the hook (pid %d)", ErrBadTarget, pid, self)
-		}
-		st, err := ReadProcStat(p)
-		if err != nil {
-			break
-		}
-		p = st.PPid
-	}
 	st, err := ReadProcStat(pid)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -80,11 +70,41 @@ func CheckTarget(pid int) error {
 	if st.State == 'Z' || st.State == 'X' {
 		return fmt.Errorf("%w: pid %d (%s) has exited (state %c)", ErrBadTarget, pid, st.Comm, st.State)
 	}
+	// /proc/<tid> exists for every thread, and a thread's parent is its
+	// process's: without this check the hook would enter a side thread and
+	// leave the thread that execs the container's program as it was.
+	if tgid, err := threadGroup(pid); err != nil {
+		return fmt.Errorf("%w: pid %d: %w", ErrBadTarget, pid, err)
+	} else if tgid != pid {
+		return fmt.Errorf("%w: pid %d (%s) is a thread of process %d, not a process; the runtime names the container's init by its process id",
+			ErrBadTarget, pid, st.Comm, tgid)
+	}
 	if parent := os.Getppid(); st.PPid != parent {
+		// An ancestor of the hook is never a child of the hook's parent,
+		// so the walk up the tree is only needed to name the refusal.
+		if isAncestor(pid) {
+			return fmt.Errorf("%w: pid %d is an ancestor of the hook (pid %d)", ErrBadTarget, pid, self)
+		}
 		return fmt.Errorf("%w: pid %d (%s) is a child of pid %d, not of the runtime that ran the hook (pid %d); a runtime hook only enters the container it was run for",
 			ErrBadTarget, pid, st.Comm, st.PPid, parent)
 	}
 	return nil
+}
+
+// isAncestor reports whether pid is the hook's parent or one of its
+// ancestors.
+func isAncestor(pid int) bool {
+	for p, depth := os.Getppid(), 0; p > 0 && depth < 4096; depth++ {
+		if p == pid {
+			return true
+		}
+		st, err := ReadProcStat(p)
+		if err != nil {
+			break
+		}
+		p = st.PPid
+	}
+	return false
 }
 
 // SameUserNamespace reports whether pid shares the hook's user namespace.
@@ -100,6 +120,63 @@ func SameUserNamespace(pid int) (bool, error) {
 		return false, fmt.Errorf("stat %s: %w", p, err)
 	}
 	return self.Dev == target.Dev && self.Ino == target.Ino, nil
+}
+
+// threadGroup returns the Tgid of /proc/<pid>/status: the process the
+// thread pid belongs to. pidfd_open(2) answers the common case, a process,
+// in two cheap calls: it refuses any thread other than a thread-group
+// leader (EINVAL). Every other answer, or a kernel without it, reads status.
+func threadGroup(pid int) (int, error) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		unix.Close(fd)
+		return pid, nil
+	}
+	b, err := readProc(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no Tgid line", pid)
+}
+
+// readProc reads a small /proc file with plain system calls; os.ReadFile
+// would also try, and fail, to register the descriptor with the runtime's
+// poller, which costs as many calls again on the hook's hot path.
+func readProc(path string) ([]byte, error) {
+	return readProcInto(path, make([]byte, 0, 2048), true)
+}
+
+// readProcInto reads path into buf, growing it when grow is set; otherwise
+// it stops when buf is full.
+func readProcInto(path string, buf []byte, grow bool) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	b := buf[:0]
+	for {
+		if len(b) == cap(b) {
+			if !grow {
+				return b, nil
+			}
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := unix.Read(fd, b[len(b):cap(b)])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
 }
 
 // tracerPid returns the TracerPid of /proc/<pid>/status, 0 if none or unknown.

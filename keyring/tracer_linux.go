@@ -1,11 +1,12 @@
 package keyring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"runtime"
+	"strconv"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -48,6 +49,7 @@ type Timings struct {
 	Enter time.Duration // seize, stop, save
 	Work  time.Duration // the caller's remote calls
 	Leave time.Duration // unmap, restore, detach
+	Stops int           // ptrace stops the thread went through
 }
 
 // Inject stops the thread tid (a process's main thread when tid is its
@@ -116,11 +118,14 @@ type tracee struct {
 
 	saved     archRegs
 	savedMask uint64
-	allMask   uint64  // every signal; a field so its address is stable
+	allMask   uint64  // the signals blocked while working; a field so its address is stable
 	site      uintptr // address of the syscall instruction used
 	scratch   uintptr // remote scratch page, 0 if none
+	step      bool    // calls single-step over the syscall instruction (stepOverSyscall)
 	lastSys   bool    // the current stop is a syscall stop
-	pending   unix.Signal
+	pending   []unix.Signal
+	stops     int
+	siginfo   [128]byte // PTRACE_GETSIGINFO buffer
 }
 
 func (t *tracee) run(opts Options, fn func(Syscaller) error) (tm Timings, err error) {
@@ -144,6 +149,7 @@ func (t *tracee) run(opts Options, fn func(Syscaller) error) (tm Timings, err er
 		err = errors.Join(err, rerr)
 	}
 	tm.Leave = time.Since(workEnd)
+	tm.Stops = t.stops
 	return tm, err
 }
 
@@ -163,6 +169,9 @@ func (t *tracee) enter(verify func() error) error {
 		return t.lost(syscallErr("ptrace(PTRACE_INTERRUPT)", t.tid, err))
 	}
 	t.running = true
+	// Read /proc while the thread stops; the signal state it shows can as
+	// well change a moment after the stop, from another of its threads.
+	step := singleStepCalls && trapUntouched(t.tid)
 	if err := t.waitEventStop(); err != nil {
 		return err
 	}
@@ -186,8 +195,15 @@ func (t *tracee) enter(verify func() error) error {
 	}
 	// Block every signal while the thread runs our calls, so no handler runs
 	// on borrowed registers; what arrives stays pending until restore.
+	// Single-stepping needs SIGTRAP unblocked (see stepOverSyscall); a
+	// SIGTRAP sent meanwhile still never reaches a handler: it stops the
+	// thread for us first and is held back like any other.
 	t.changed = true
 	t.allMask = ^uint64(0)
+	if step {
+		t.step = true
+		t.allMask &^= 1 << (unix.SIGTRAP - 1)
+	}
 	if err := ptrace(unix.PTRACE_SETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.allMask))); err != nil {
 		return t.lost(syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err))
 	}
@@ -209,9 +225,10 @@ func (t *tracee) leave() error {
 		return nil
 	}
 	if t.running {
-		// Only a call that never came back leaves the thread running with
-		// our registers; there is no stop left at which to restore them.
-		return fmt.Errorf("%w: thread %d did not stop after an injected call", ErrNotRestored, t.tid)
+		// Only a call that never came back (a thread frozen by the cgroup
+		// freezer mid-call, say) leaves the thread running with our
+		// registers; there is no stop left at which to restore them.
+		return t.killUnrestorable(fmt.Errorf("thread %d did not stop after an injected call", t.tid))
 	}
 	var errs []error
 	if t.scratch != 0 {
@@ -235,16 +252,20 @@ func (t *tracee) leave() error {
 	// A signal held back while we worked goes with the detach; the kernel
 	// delivers that only from a syscall stop, so otherwise send it anew.
 	sig := 0
-	if t.pending != 0 && t.lastSys {
-		sig = int(t.pending)
+	if len(t.pending) > 0 && t.lastSys {
+		sig = int(t.pending[0])
 	}
 	if err := ptrace(unix.PTRACE_DETACH, t.tid, 0, uintptr(sig)); err != nil {
 		return errors.Join(append(errs, t.lost(syscallErr("ptrace(PTRACE_DETACH)", t.tid, err)))...)
 	}
 	t.attached, t.detached = false, true
-	if t.pending != 0 && sig == 0 {
-		if err := unix.Tgkill(t.tid, t.tid, t.pending); err != nil {
-			errs = append(errs, syscallErr(fmt.Sprintf("tgkill(%s)", unix.SignalName(t.pending)), t.tid, err))
+	rest := t.pending
+	if sig != 0 {
+		rest = rest[1:]
+	}
+	for _, s := range rest {
+		if err := unix.Tgkill(t.tid, t.tid, s); err != nil {
+			errs = append(errs, syscallErr(fmt.Sprintf("tgkill(%s)", unix.SignalName(s)), t.tid, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -256,7 +277,21 @@ func (t *tracee) restoreFailed(err error) error {
 	if errors.Is(err, ErrTargetExited) {
 		return err
 	}
-	return fmt.Errorf("%w: thread %d: %w", ErrNotRestored, t.tid, err)
+	return t.killUnrestorable(fmt.Errorf("thread %d: %w", t.tid, err))
+}
+
+// killUnrestorable SIGKILLs a target that could not be put back: left
+// alone it would run on with borrowed registers and every signal blocked
+// (seen: a thread frozen mid-call, once thawed, returned the injected
+// call's result from its read). SIGKILL cannot be blocked and is acted on
+// before the thread runs user code again; the runtime would kill the
+// container anyway once the hook fails. The thread is still traced by us,
+// so its id cannot have been reused.
+func (t *tracee) killUnrestorable(err error) error {
+	if kerr := unix.Kill(t.tid, unix.SIGKILL); kerr != nil {
+		return fmt.Errorf("%w: %w; and kill(SIGKILL) failed: %w", ErrNotRestored, err, kerr)
+	}
+	return fmt.Errorf("%w: %w; killed it rather than let it run on with borrowed registers", ErrNotRestored, err)
 }
 
 // Syscall implements Syscaller: the thread runs nr from the syscall
@@ -288,6 +323,12 @@ func (t *tracee) call(nr uintptr, args ...uintptr) (uintptr, error) {
 	// An injected call never blocks: it gets restoreGrace of its own,
 	// whatever is left of the deadline.
 	limit := time.Now().Add(restoreGrace)
+	if t.step {
+		if err := t.stepOverSyscall(limit, &regs); err != nil {
+			return 0, err
+		}
+		return regs.result(t.site)
+	}
 	if err := t.resumeToSyscallStop(limit); err != nil { // entry
 		return 0, err
 	}
@@ -301,6 +342,101 @@ func (t *tracee) call(nr uintptr, args ...uintptr) (uintptr, error) {
 		return 0, err
 	}
 	return regs.result(t.site)
+}
+
+// stepOverSyscall runs the syscall instruction at t.site, set up in the
+// thread's registers, with PTRACE_SINGLESTEP and leaves the registers of the
+// stop after it in regs: one stop per call instead of a syscall-entry and a
+// syscall-exit stop. On x86_64 the kernel reports a step over "syscall" on
+// the call's way out, as a SIGTRAP (TRAP_BRKPT) signal-delivery stop with
+// the instruction pointer just past the instruction; the thread has not run
+// a user instruction since. Resuming without the signal discards it, so it
+// never reaches the thread.
+//
+// The kernel raises that SIGTRAP with force_sig_fault, which resets the
+// handler of a blocked or ignored SIGTRAP to SIG_DFL. So enter chooses
+// stepping only when the process neither ignores SIGTRAP nor has one
+// pending (trapUntouched), and leaves SIGTRAP unblocked while working. A
+// SIGTRAP some process sends meanwhile is held back and sent again at
+// detach, like any other signal.
+func (t *tracee) stepOverSyscall(limit time.Time, regs *archRegs) error {
+	for {
+		if err := ptrace(unix.PTRACE_SINGLESTEP, t.tid, 0, 0); err != nil {
+			return t.lost(syscallErr("ptrace(PTRACE_SINGLESTEP)", t.tid, err))
+		}
+		t.running = true
+		ws, err := t.wait(limit, nil)
+		if err != nil {
+			return err
+		}
+		t.lastSys = false
+		switch {
+		case ptraceEvent(ws) != 0:
+			// A group-stop or interrupt before the call ran: step again.
+			continue
+		case ws.StopSignal() != unix.SIGTRAP:
+			t.hold(ws.StopSignal())
+			continue
+		}
+		if err := t.getRegs(regs); err != nil {
+			return err
+		}
+		if err := ptrace(unix.PTRACE_GETSIGINFO, t.tid, 0, uintptr(unsafe.Pointer(&t.siginfo[0]))); err != nil {
+			return t.lost(syscallErr("ptrace(PTRACE_GETSIGINFO)", t.tid, err))
+		}
+		// si_code (offset 8) <= 0: sent by a process (SI_USER, SI_TKILL,
+		// SI_QUEUE), not the kernel's step trap. A thread-directed one can
+		// stand in for ours, so the position decides whether the call ran.
+		if code := *(*int32)(unsafe.Pointer(&t.siginfo[8])); code <= 0 {
+			t.hold(unix.SIGTRAP)
+		}
+		switch pc := stepPC(regs); pc {
+		case t.site + syscallInsnLen:
+			return nil
+		case t.site:
+			continue // a SIGTRAP from elsewhere, before the call ran
+		default:
+			return errorf("single-step over the syscall instruction at %#x stopped at %#x", t.site, pc)
+		}
+	}
+}
+
+// hold records a signal that reached the thread while it worked for us, to
+// be delivered when it is restored.
+func (t *tracee) hold(sig unix.Signal) {
+	for _, s := range t.pending {
+		if s == sig {
+			return
+		}
+	}
+	t.pending = append(t.pending, sig)
+}
+
+// trapUntouched reports whether single-stepping can leave the process's
+// SIGTRAP handling as it is: SIGTRAP neither ignored nor pending, per
+// /proc/<tid>/status. Any doubt answers false.
+func trapUntouched(tid int) bool {
+	var buf [4096]byte // status is about 1.5 KiB; a cut one lacks lines and answers false
+	b, err := readProcInto("/proc/"+strconv.Itoa(tid)+"/status", buf[:], false)
+	if err != nil {
+		return false
+	}
+	const trap = 1 << (unix.SIGTRAP - 1)
+	seen := 0
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || (string(k) != "SigPnd" && string(k) != "ShdPnd" && string(k) != "SigIgn") {
+			continue
+		}
+		mask, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+		if err != nil || mask&trap != 0 {
+			return false
+		}
+		seen++
+	}
+	return seen == 3
 }
 
 // Scratch implements Syscaller: a private anonymous page mapped in the
@@ -386,9 +522,7 @@ func (t *tracee) resumeToSyscallStop(limit time.Time) error {
 			// group stop still in force when we detach.
 		default:
 			// Signal-delivery stop: suppress now, deliver at detach.
-			if t.pending == 0 {
-				t.pending = ws.StopSignal()
-			}
+			t.hold(ws.StopSignal())
 		}
 	}
 }
@@ -427,6 +561,7 @@ func (t *tracee) wait(limit time.Time, cancel <-chan struct{}) (unix.WaitStatus,
 		return ws, fmt.Errorf("%w: thread %d %s", ErrTargetExited, t.tid, describeStatus(ws))
 	}
 	t.running = false
+	t.stops++
 	return ws, nil
 }
 
@@ -462,37 +597,40 @@ func describeStatus(ws unix.WaitStatus) string {
 
 // waiter waits for one thread's ptrace stops with a time limit and a
 // cancel channel. wait4 cannot be interrupted, so it polls with WNOHANG:
-// first a short spin, since an injected call stops again within
-// microseconds, then on each SIGCHLD (the kernel sends one to the tracer on
-// every stop), with a slow tick as a backstop. It never waits for any pid
-// but the one given: wait4(-1) would steal other children's and tracees'
-// events.
-type waiter struct {
-	sigc chan os.Signal
-}
+// first a spin that yields the CPU between polls, since an injected call
+// stops again within microseconds, then sleeps that double from
+// pollMinSleep to pollMaxSleep. It never waits for any pid but the one
+// given: wait4(-1) would steal other children's and tracees' events.
+//
+// It does not use SIGCHLD. The kernel sends the tracer one for every ptrace
+// stop, and in a Go program each one runs the runtime's signal handler on
+// some thread, often one it must first wake on another CPU: that cost more
+// than the stops themselves (see docs/benchmarks.md). While any waiter is
+// open the process's SIGCHLD action carries SA_NOCLDSTOP (quietStops), so
+// stops raise no signal; exits still do, and wait4 sees stops either way.
+type waiter struct{}
 
 func newWaiter() *waiter {
-	w := &waiter{sigc: make(chan os.Signal, 1)}
-	signal.Notify(w.sigc, unix.SIGCHLD)
-	return w
+	quietStops.acquire()
+	return &waiter{}
 }
 
-func (w *waiter) close() { signal.Stop(w.sigc) }
+func (w *waiter) close() { quietStops.release() }
 
 const (
 	spinPolls    = 200
-	backstopTick = 10 * time.Millisecond
+	pollMinSleep = 20 * time.Microsecond
+	pollMaxSleep = time.Millisecond
 )
 
 func (w *waiter) wait(tid int, limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
 	var timer *time.Timer
-	var tick *time.Ticker
 	defer func() {
 		if timer != nil {
 			timer.Stop()
-			tick.Stop()
 		}
 	}()
+	sleep := pollMinSleep
 	expired := false
 	for i := 0; ; i++ {
 		var ws unix.WaitStatus
@@ -514,19 +652,93 @@ func (w *waiter) wait(tid int, limit time.Time, cancel <-chan struct{}) (unix.Wa
 			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			continue
 		}
-		if timer == nil {
-			timer, tick = time.NewTimer(time.Until(limit)), time.NewTicker(backstopTick)
-		}
-		select {
-		case <-w.sigc:
-		case <-tick.C:
-		case <-timer.C:
+		d := time.Until(limit)
+		if d <= 0 {
 			// Poll once more before giving up: the stop may have come.
 			expired = true
+			continue
+		}
+		d = min(d, sleep)
+		sleep = min(2*sleep, pollMaxSleep)
+		if timer == nil {
+			timer = time.NewTimer(d)
+		} else {
+			timer.Reset(d)
+		}
+		select {
+		case <-timer.C:
 		case <-cancel:
 			return ws, fmt.Errorf("%w while waiting for thread %d to stop", ErrCanceled, tid)
 		}
 	}
+}
+
+// quietStops sets SA_NOCLDSTOP on the process's SIGCHLD action while at
+// least one waiter is open, and takes it off again after the last one
+// closes if it was not there before. Only the flag changes: the handler
+// (the Go runtime's), its mask and restorer stay as they are, and children
+// that exit still raise SIGCHLD.
+var quietStops cldStop
+
+type cldStop struct {
+	mu    sync.Mutex
+	users int
+	added bool
+}
+
+// kernelSigaction is struct sigaction as rt_sigaction(2) takes it on amd64
+// and arm64 (both define SA_RESTORER).
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+const (
+	saNoCldStop = 0x1
+	sigDfl      = 0
+	sigIgn      = 1
+)
+
+func rtSigaction(sig unix.Signal, act, old *kernelSigaction) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(act)), uintptr(unsafe.Pointer(old)), 8, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func (c *cldStop) acquire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.users++
+	if c.users > 1 {
+		return
+	}
+	var act kernelSigaction
+	// SIG_DFL and SIG_IGN drop SIGCHLD before it reaches any thread.
+	if rtSigaction(unix.SIGCHLD, nil, &act) != nil || act.handler == sigDfl || act.handler == sigIgn || act.flags&saNoCldStop != 0 {
+		return
+	}
+	act.flags |= saNoCldStop
+	c.added = rtSigaction(unix.SIGCHLD, &act, nil) == nil
+}
+
+func (c *cldStop) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.users--
+	if c.users > 0 || !c.added {
+		return
+	}
+	c.added = false
+	var act kernelSigaction
+	if rtSigaction(unix.SIGCHLD, nil, &act) != nil || act.flags&saNoCldStop == 0 {
+		return
+	}
+	act.flags &^= saNoCldStop
+	rtSigaction(unix.SIGCHLD, &act, nil)
 }
 
 // ptrace makes a raw request. uintptrescapes keeps pointers passed as addr
