@@ -2,7 +2,6 @@ package keyring
 
 import (
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -155,11 +154,13 @@ func TestInjectAlreadyTraced(t *testing.T) {
 	p := standin.Start(t, standin.CRead)
 	seized := make(chan error)
 	release := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread's exit detaches
+	// Not the main thread: Go parks a locked main thread instead of letting
+	// it exit, and the target would stay traced.
+	onTracerThread(func() bool {
 		seized <- ptrace(unix.PTRACE_SEIZE, p.Pid, 0, 0)
 		<-release
-	}()
+		return false // never unlocked: the thread's exit detaches
+	})
 	if err := <-seized; err != nil {
 		t.Fatal(err)
 	}

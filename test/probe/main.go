@@ -19,6 +19,9 @@
 //	probe join   -name N [-find D] [-marker M] [-exit N]
 //	    KEYCTL_JOIN_SESSION_KEYRING(N), describe the joined @s and, with
 //	    -find, KEYCTL_SEARCH it for a "user" key D and try to read it.
+//	probe read   -serial S [-marker M] [-exit N]
+//	    KEYCTL_READ the key S by its serial, as a guesser would; the
+//	    outcome is in "key" (payload, or the error).
 //
 // Build it with CGO_ENABLED=0 so it runs in a rootfs without a libc.
 package main
@@ -88,6 +91,7 @@ func main() {
 	payload := fs.String("payload", "", "key payload (victim)")
 	name := fs.String("name", "", "keyring name to join (join)")
 	find := fs.String("find", "", "user key description to search for in @s (show) or in the joined keyring (join)")
+	serial := fs.Int("serial", 0, "key serial to read (read)")
 
 	r := &Report{Cmd: cmd, PID: os.Getpid(), UID: os.Getuid()}
 	switch cmd {
@@ -126,6 +130,13 @@ func main() {
 		if *find != "" {
 			r.Key = search(r.Joined.Serial, *find)
 		}
+	case "read":
+		_ = fs.Parse(args)
+		r.Session = describe(unix.KEY_SPEC_SESSION_KEYRING)
+		r.User = describe(unix.KEY_SPEC_USER_KEYRING)
+		r.Key = &Key{Serial: *serial}
+		r.Key.Payload, r.Key.Readable = read(*serial, r.Key)
+		r.Key.Found = r.Key.Readable
 	default:
 		usage()
 	}
@@ -225,7 +236,7 @@ func wait() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe show|wait|victim|join [flags]")
+	fmt.Fprintln(os.Stderr, "usage: probe show|wait|victim|join|read [flags]")
 	os.Exit(2)
 }
 

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,7 +52,20 @@ const (
 	// CNanosleep is a single-threaded C process in nanosleep(2) for 600ms,
 	// which the kernel restarts through restart_syscall.
 	CNanosleep Kind = "c-nanosleep"
+	// CReadSignals is CRead with SA_RESTART handlers that count SIGUSR1
+	// and SigRT (Report.USR1, Report.RT). Not in All.
+	CReadSignals Kind = "c-read-signals"
 )
+
+// SigRT is the real-time signal CReadSignals counts. Real-time signals
+// queue: each one sent is delivered once, so a count shows none was lost.
+const SigRT = unix.Signal(40)
+
+// CReadBump is CRead from hand-written code whose instruction before the
+// syscall instruction advances the buffer pointer (x86_64 and arm64): a
+// restart from anywhere but the syscall instruction itself shows in the
+// data read. Not in All.
+const CReadBump Kind = "c-read-bump"
 
 // All lists every kind.
 var All = []Kind{GoRead, GoRecvfrom, CRead, CRecvfrom, CNanosleep}
@@ -98,6 +112,8 @@ type Report struct {
 	Data           string `json:"data"`
 	ElapsedMS      int64  `json:"elapsed_ms"`
 	SigUSR2Blocked bool   `json:"sigusr2_blocked"`
+	USR1           int    `json:"usr1"` // SIGUSR1 handled (CReadSignals)
+	RT             int    `json:"rt"`   // SigRT handled (CReadSignals)
 }
 
 // Keyring is the reporter's session keyring, as seen from inside.
@@ -184,9 +200,21 @@ var (
 	buildErr  error
 )
 
-// cStandin compiles standin.c once per test binary.
+// PrebuiltCEnv names a prebuilt standin.c binary to use instead of
+// compiling one with cc: hack/test-arm64.sh cross-compiles it for the arm64
+// VM, which has no compiler.
+const PrebuiltCEnv = "OKH_STANDIN_C"
+
+// cStandin compiles standin.c once per test binary, or returns the
+// prebuilt one named by $OKH_STANDIN_C.
 func cStandin(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv(PrebuiltCEnv); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("$%s: %v", PrebuiltCEnv, err)
+		}
+		return p
+	}
 	testutil.RequiresCommand(t, "cc")
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "okh-standin-")
@@ -223,9 +251,9 @@ type Process struct {
 
 // Syscall numbers the stand-ins block in, as /proc/<pid>/syscall shows.
 var blockedIn = map[Kind]int{
-	GoRead: unix.SYS_READ, CRead: unix.SYS_READ,
+	GoRead: unix.SYS_READ, CRead: unix.SYS_READ, CReadSignals: unix.SYS_READ,
 	GoRecvfrom: unix.SYS_RECVFROM, CRecvfrom: unix.SYS_RECVFROM,
-	CNanosleep: unix.SYS_NANOSLEEP,
+	CNanosleep: unix.SYS_NANOSLEEP, CReadBump: unix.SYS_READ,
 }
 
 // Command returns the stand-in's command, not started, with fd 3 wired:
@@ -240,7 +268,7 @@ func Command(t testing.TB, kind Kind) (*exec.Cmd, *os.File) {
 	switch kind {
 	case GoRead, GoRecvfrom:
 		cmd = exec.Command(exe, childArg, string(kind))
-	case CRead, CRecvfrom, CNanosleep:
+	case CRead, CRecvfrom, CNanosleep, CReadSignals, CReadBump:
 		cmd = exec.Command(cStandin(t), strings.TrimPrefix(string(kind), "c-"), exe, childArg, "show")
 	default:
 		t.Fatalf("unknown stand-in %q", kind)
@@ -317,6 +345,68 @@ func sleeping(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && len(b) > i+2 && b[i+2] == 'S'
+}
+
+// StatusField returns the value of field name ("SigPnd", "ShdPnd",
+// "SigBlk", "TracerPid", ...) of /proc/<pid>/status.
+func StatusField(pid int, name string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+":"); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no %s in /proc/%d/status", name, pid)
+}
+
+// SyscallLine returns /proc/<pid>/syscall: while the thread is blocked in
+// a system call, its number, arguments, stack pointer and instruction
+// pointer. The same line before and after an injection means the thread
+// was put back with the registers its call uses.
+func SyscallLine(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// LimitAddressSpace sets pid's RLIMIT_AS soft limit to its current virtual
+// size, so that any mmap in it fails with ENOMEM, and returns a function
+// that puts the old limit back (also run at cleanup).
+func LimitAddressSpace(t testing.TB, pid int) (restore func()) {
+	t.Helper()
+	v, err := StatusField(pid, "VmSize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)
+	if err != nil {
+		t.Fatalf("VmSize %q: %v", v, err)
+	}
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_AS, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	lim := unix.Rlimit{Cur: kb << 10, Max: old.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_AS, &lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	restore = func() {
+		if done {
+			return
+		}
+		done = true
+		if err := unix.Prlimit(pid, unix.RLIMIT_AS, &old, nil); err != nil && !errors.Is(err, unix.ESRCH) {
+			t.Errorf("restoring RLIMIT_AS of %d: %v", pid, err)
+		}
+	}
+	t.Cleanup(restore)
+	return restore
 }
 
 // SigBlk returns the SigBlk mask of /proc/<pid>/status.
