@@ -3,6 +3,8 @@
 #   make build     bin/oci-keyring-hook, static (CGO_ENABLED=0)
 #   make test      vet, arm64 cross-compile, unit + stand-in + end-to-end tests (root)
 #   make demo      a container under runc --no-new-keyring without and with the hook
+#   make fuzz      every fuzz target, FUZZTIME each (default 10s)
+#   make bench     what the hook adds to a container start (root; BENCH_SMOKE=1 for a quick check)
 #   make test-arm64  keyring and hook tests on an arm64 kernel under qemu (hack/test-arm64.sh)
 #   make install   the binary and a hooks.d file for every container (PREFIX=/usr DESTDIR=)
 #   make install-optin   the same, with a hooks.d file for annotated containers only
@@ -19,7 +21,7 @@ HOOKDIR  := $(PREFIX)/libexec/oci/hooks.d
 # The hooks.d directory podman and CRI-O read by default (oci-hooks(5)).
 HOOKJSONDIR := $(PREFIX)/share/containers/oci/hooks.d
 
-.PHONY: all build test test-arm64 vet cross unit demo clean install install-optin uninstall
+.PHONY: all build test test-arm64 vet cross unit demo bench fuzz clean install install-optin uninstall
 
 all: build
 
@@ -49,6 +51,29 @@ unit:
 
 demo:
 	hack/demo.sh
+
+# Runs every fuzz target (func FuzzXxx in a _test.go file) of the packages
+# below for FUZZTIME each, one after the other: go test fuzzes one target of
+# one package at a time. Seed corpora are in <pkg>/testdata/fuzz/FuzzXxx/;
+# an input that fails is written there too, so it joins the seeds that
+# make test runs.
+FUZZTIME ?= 10s
+FUZZPKGS := spec keyring
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+	  for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | cut -d' ' -f2); do \
+	    echo "== $$fn ./$$pkg ($(FUZZTIME))"; \
+	    $(GO) test -run XXX -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	  done; \
+	done
+
+# The install algorithm per container, the hook process against a static Go
+# binary, and runc container starts with the hook, a no-op hook and none
+# (hack/bench.sh; docs/benchmarks.md). As root. BENCH_SMOKE=1 makes a short
+# run that checks it all works; BENCH_RUNS, BENCH_CONTAINER_RUNS,
+# BENCH_INJECT and BENCH_COUNT set the number of runs.
+bench:
+	GO=$(GO) hack/bench.sh
 
 # The keyring and hook tests, built for arm64, run as root with CI=true on
 # Debian's arm64 kernel under qemu-system-aarch64 (TCG); fails unless every
