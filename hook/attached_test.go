@@ -275,8 +275,8 @@ func TestHookSIGTERMWhileHeld(t *testing.T) {
 			}
 		}
 		held := false
-		if caught {
-			waitProcState(t, hook, 'T')
+		// The hook may finish between the look and the SIGSTOP.
+		if caught && waitProcStates(hook, 'T', 'Z') == 'T' {
 			m, _ := standin.SigBlk(p.Pid)
 			// TracerPid is the tracing thread's id: one of the hook's.
 			tracer := standin.TracerPid(p.Pid)

@@ -221,12 +221,7 @@ EOF`, "is an ancestor of the hook"},
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
-			r := hookRun{stderr: stderr.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				r.code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			r := ended(t, err, stderr.String())
 			checkRefusal(t, r, tc.want)
 			assertUntouched(t, p, standin.Current())
 		})
@@ -271,12 +266,7 @@ func TestHookHostileStdin(t *testing.T) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("the hook took %v", d)
 			}
-			r := hookRun{stderr: stderr.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				r.code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			r := ended(t, err, stderr.String())
 			checkRefusal(t, r, tc.want)
 			assertUntouched(t, p, standin.Current())
 		})
@@ -327,12 +317,7 @@ func TestHookTargetExitsWhileReadingState(t *testing.T) {
 			write(state[half:])
 			stdin.Close()
 			err = cmd.Wait()
-			r := hookRun{stderr: stderr.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				r.code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			r := ended(t, err, stderr.String())
 			checkRefusal(t, r, want)
 		})
 	}
@@ -430,12 +415,7 @@ func TestHookHostileConfig(t *testing.T) {
 			if d := time.Since(start); d > 5*time.Second {
 				t.Errorf("the hook took %v", d)
 			}
-			r := hookRun{stderr: stderr.String()}
-			if ee, ok := err.(*exec.ExitError); ok {
-				r.code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			r := ended(t, err, stderr.String())
 			checkRefusal(t, r, tc.want)
 			if !strings.Contains(r.stderr, path) && !strings.Contains(r.stderr, "annotation") {
 				t.Errorf("the error does not name %s: %q", path, r.stderr)
@@ -535,14 +515,22 @@ func otherThread(t *testing.T, pid int) int {
 
 func waitProcState(t *testing.T, pid int, want byte) {
 	t.Helper()
+	if got := waitProcStates(pid, want); got != want {
+		t.Fatalf("pid %d never reached state %c: %s", pid, want, standin.State(pid))
+	}
+}
+
+// waitProcStates waits until pid is in one of the states given and returns
+// it, or 0 after about two seconds.
+func waitProcStates(pid int, states ...byte) byte {
 	for i := 0; i < 1000; i++ {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err == nil {
-			if j := bytes.LastIndexByte(b, ')'); j > 0 && len(b) > j+2 && b[j+2] == want {
-				return
+			if j := bytes.LastIndexByte(b, ')'); j > 0 && len(b) > j+2 && bytes.IndexByte(states, b[j+2]) >= 0 {
+				return b[j+2]
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	t.Fatalf("pid %d never reached state %c: %s", pid, want, standin.State(pid))
+	return 0
 }

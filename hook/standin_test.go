@@ -24,6 +24,19 @@ type hookRun struct {
 	log    map[string]any // the last JSON log line, if any
 }
 
+// ended turns how a hook command ended into a hookRun; failing to run it
+// at all fails the test.
+func ended(t *testing.T, err error, stderr string) hookRun {
+	t.Helper()
+	r := hookRun{stderr: stderr}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running the hook: %v", err)
+	}
+	return r
+}
+
 // runHook runs the hook as a sibling of the target, as a runtime does, and
 // feeds it state on stdin.
 func runHook(t *testing.T, state string, args ...string) hookRun {
@@ -35,12 +48,7 @@ func runHook(t *testing.T, state string, args ...string) hookRun {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
-	r := hookRun{stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running the hook: %v", err)
-	}
+	r := ended(t, err, stderr.String())
 	if b, err := os.ReadFile(logFile); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {

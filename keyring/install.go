@@ -116,7 +116,7 @@ func Install(s Syscaller, req Request) (Result, error) {
 		// A keyring created by the join never grants a non-possessor search;
 		// one found by name always does, or the join could not have found it.
 		if d.Perm.NonPossessorSearch() {
-			return res, fmt.Errorf("%w: %q (serial %d, owner uid %d, perm %s) already existed and is searchable by others; refusing to share it (choose another --name)",
+			return res, fmt.Errorf("%w: %q (serial %d, owner uid %d, perm %s) already existed and is searchable by others; refusing to share it (choose another name with --name or the io.oci-keyring-hook.name annotation)",
 				ErrNotFresh, req.Name, res.Serial, d.UID, d.Perm)
 		}
 	}
