@@ -159,9 +159,9 @@ func TestHookMmapFails(t *testing.T) {
 // Signals rain on the target while the hook runs: real-time signals
 // queue, so the stand-in must handle exactly as many as were sent,
 // whether they arrived before, while or after the hook held it. The hook
-// may succeed, or refuse when its stop lands in a signal handler rather
-// than in the read (no system call instruction to borrow); either way the
-// target is put back and finishes its read.
+// may succeed (a stop that lands in a signal handler rather than in the
+// read is let go and taken again), or refuse should the deadline come
+// first; either way the target is put back and finishes its read.
 func TestHookSignalStorm(t *testing.T) {
 	testutil.RequiresRoot(t)
 	outcomes := map[string]int{}

@@ -27,7 +27,7 @@ func (r *amd64Regs) syscallSite() (addr uintptr, insn []byte, err error) {
 		return 0, nil, errorf("thread runs in a 32-bit or unknown code segment (cs %#x); only 64-bit processes are supported", r.Cs)
 	}
 	if int64(r.OrigRax) < 0 {
-		return 0, nil, errorf("thread is not stopped inside a system call (orig_rax %d, rip %#x); refusing to guess where a syscall instruction is", int64(r.OrigRax), r.Rip)
+		return 0, nil, notInSyscallf("orig_rax %d, rip %#x; refusing to guess where a syscall instruction is", int64(r.OrigRax), r.Rip)
 	}
 	if r.Rip < amd64SyscallLen {
 		return 0, nil, errorf("rip %#x cannot follow a syscall instruction", r.Rip)

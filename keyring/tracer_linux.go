@@ -50,6 +50,9 @@ type Timings struct {
 	Work  time.Duration // the caller's remote calls
 	Leave time.Duration // unmap, restore, detach
 	Stops int           // ptrace stops the thread went through
+	// Retries counts the times the thread was stopped outside a system
+	// call and let run on to be stopped again.
+	Retries int
 }
 
 // Inject stops the thread tid (a process's main thread when tid is its
@@ -125,6 +128,8 @@ type tracee struct {
 	lastSys   bool    // the current stop is a syscall stop
 	pending   []unix.Signal
 	stops     int
+	retries   int       // times the thread was let go to be stopped in a syscall
+	groupStop bool      // the stop enter works from is a group stop
 	siginfo   [128]byte // PTRACE_GETSIGINFO buffer
 }
 
@@ -150,6 +155,7 @@ func (t *tracee) run(opts Options, fn func(Syscaller) error) (tm Timings, err er
 	}
 	tm.Leave = time.Since(workEnd)
 	tm.Stops = t.stops
+	tm.Retries = t.retries
 	return tm, err
 }
 
@@ -172,24 +178,35 @@ func (t *tracee) enter(verify func() error) error {
 	// Read /proc while the thread stops; the signal state it shows can as
 	// well change a moment after the stop, from another of its threads.
 	step := singleStepCalls && trapUntouched(t.tid)
-	if err := t.waitEventStop(); err != nil {
-		return err
+	// The container's init blocks in its sync-pipe read before the runtime
+	// runs hooks, but under load it may still be on its way there when the
+	// stop lands: let it run on and look again, until the deadline.
+	backoff := lookAgainMin
+	for stopped := false; ; {
+		if !stopped {
+			if err := t.waitEventStop(); err != nil {
+				return err
+			}
+		}
+		if err := t.getRegs(&t.saved); err != nil {
+			return err
+		}
+		site, err := t.syscallSite()
+		if err == nil {
+			t.site = site
+			break
+		}
+		if !errors.Is(err, errNotInSyscall) || t.groupStop || time.Until(t.deadline) < backoff+lookAgainMargin {
+			if t.retries > 0 {
+				err = fmt.Errorf("%w (looked %d times)", err, t.retries+1)
+			}
+			return err
+		}
+		if stopped, err = t.lookAgain(backoff); err != nil {
+			return err
+		}
+		backoff = min(2*backoff, lookAgainMax)
 	}
-	if err := t.getRegs(&t.saved); err != nil {
-		return err
-	}
-	site, insn, err := t.saved.syscallSite()
-	if err != nil {
-		return err
-	}
-	got := make([]byte, len(insn))
-	if err := t.ReadMemory(site, got); err != nil {
-		return fmt.Errorf("reading the instruction at %#x: %w", site, err)
-	}
-	if string(got) != string(insn) {
-		return errorf("no syscall instruction at %#x (found % x, want % x); refusing to guess", site, got, insn)
-	}
-	t.site = site
 	if err := ptrace(unix.PTRACE_GETSIGMASK, t.tid, 8, uintptr(unsafe.Pointer(&t.savedMask))); err != nil {
 		return t.lost(syscallErr("ptrace(PTRACE_GETSIGMASK)", t.tid, err))
 	}
@@ -208,6 +225,67 @@ func (t *tracee) enter(verify func() error) error {
 		return t.lost(syscallErr("ptrace(PTRACE_SETSIGMASK)", t.tid, err))
 	}
 	return nil
+}
+
+// Bounds of lookAgain's pauses, and the time it leaves before the deadline
+// for the error to be reported.
+const (
+	lookAgainMin    = 50 * time.Microsecond
+	lookAgainMax    = 2 * time.Millisecond
+	lookAgainMargin = 10 * time.Millisecond
+)
+
+// syscallSite finds the syscall instruction the stopped thread is in.
+func (t *tracee) syscallSite() (uintptr, error) {
+	site, insn, err := t.saved.syscallSite()
+	if err != nil {
+		return 0, err
+	}
+	got := make([]byte, len(insn))
+	if err := t.ReadMemory(site, got); err != nil {
+		return 0, fmt.Errorf("reading the instruction at %#x: %w", site, err)
+	}
+	if string(got) != string(insn) {
+		return 0, notInSyscallf("no syscall instruction at %#x (found % x, want % x); refusing to guess", site, got, insn)
+	}
+	return site, nil
+}
+
+// lookAgain resumes a thread found outside a system call, unchanged, and
+// stops it again after pause. Signals on their way to it meanwhile are
+// passed on at once, so that a queue of them drains while it runs. It
+// reports stopped when a group stop (SIGSTOP and kin) came first: the
+// thread is then stopped already and must not be interrupted.
+func (t *tracee) lookAgain(pause time.Duration) (stopped bool, err error) {
+	t.retries++
+	sig := 0
+	until := time.Now().Add(pause)
+	for {
+		if err := ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(sig)); err != nil {
+			return false, t.lost(syscallErr("ptrace(PTRACE_CONT)", t.tid, err))
+		}
+		t.running = true
+		ws, err := t.wait(until, t.cancel)
+		if errors.Is(err, ErrTimeout) {
+			break // the pause is over, the thread running
+		}
+		if err != nil {
+			return false, err
+		}
+		if ptraceEvent(ws) == unix.PTRACE_EVENT_STOP {
+			t.lastSys = false
+			t.groupStop = ws.StopSignal() != unix.SIGTRAP
+			return true, nil
+		}
+		sig = 0
+		if ptraceEvent(ws) == 0 && ws.StopSignal() != syscallStop {
+			sig = int(ws.StopSignal())
+		}
+	}
+	if err := ptrace(unix.PTRACE_INTERRUPT, t.tid, 0, 0); err != nil {
+		return false, t.lost(syscallErr("ptrace(PTRACE_INTERRUPT)", t.tid, err))
+	}
+	return false, nil
 }
 
 // leave undoes everything enter and the calls did, then detaches. It runs
@@ -537,6 +615,9 @@ func (t *tracee) waitEventStop() error {
 		}
 		if ptraceEvent(ws) == unix.PTRACE_EVENT_STOP {
 			t.lastSys = false
+			// A group stop (SIGSTOP and kin) rather than our interrupt:
+			// the thread must not be resumed to look again.
+			t.groupStop = ws.StopSignal() != unix.SIGTRAP
 			return nil
 		}
 		sig := 0

@@ -96,6 +96,10 @@ func RunIfChild() {
 		os.Exit(goBlock(true))
 	case "spin":
 		spin()
+	case "spin-read":
+		// User code only for a while, then the read of GoRead.
+		spinFor(300 * time.Millisecond)
+		os.Exit(goBlock(false))
 	case "sleep":
 		time.Sleep(time.Hour)
 		os.Exit(0)
@@ -530,6 +534,60 @@ func StartSpinner(t testing.TB) int {
 		time.Sleep(time.Millisecond)
 	}
 	return pid
+}
+
+// spinFor burns CPU in user space for about d without a system call (the
+// clock is read through the vDSO).
+func spinFor(d time.Duration) {
+	end := time.Now().Add(d)
+	for i := 0; ; i++ {
+		if i%4096 == 0 && time.Now().After(end) {
+			return
+		}
+	}
+}
+
+// StartBusyThenRead starts GoRead that first runs its own code for 300ms,
+// as a container's init does on its way to the sync pipe, and returns it
+// once it has been seen doing so: a stop now lands outside any system
+// call.
+func StartBusyThenRead(t testing.TB) *Process {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, trigger := Command(t, GoRead)
+	cmd.Args = []string{exe, childArg, "spin-read"}
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles[0].Close()
+	p := &Process{Kind: GoRead, Pid: cmd.Process.Pid, cmd: cmd, trigger: trigger, stdout: out, lines: bufio.NewReader(out)}
+	t.Cleanup(func() {
+		if !p.waited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	for n, deadline := 0, time.Now().Add(10*time.Second); n < 5; {
+		if time.Now().After(deadline) {
+			t.Fatalf("stand-in never seen running its own code: %s", State(p.Pid))
+		}
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", p.Pid))
+		if f := strings.Fields(string(b)); len(f) > 0 && (f[0] == "running" || f[0] == "-1") {
+			n++
+		} else {
+			n = 0
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	return p
 }
 
 // spin never makes a system call on the main thread.
