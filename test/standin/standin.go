@@ -303,6 +303,17 @@ func Command(t testing.TB, kind Kind) (*exec.Cmd, *os.File) {
 func Start(t testing.TB, kind Kind) *Process {
 	t.Helper()
 	cmd, trigger := Command(t, kind)
+	p := launch(t, kind, cmd, trigger)
+	if err := WaitBlocked(p.Pid, blockedIn[kind], 10*time.Second); err != nil {
+		t.Fatalf("stand-in %s: %v", kind, err)
+	}
+	return p
+}
+
+// launch starts cmd, made by Command, and kills it at cleanup unless the
+// test saw it finish.
+func launch(t testing.TB, kind Kind, cmd *exec.Cmd, trigger *os.File) *Process {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -318,9 +329,6 @@ func Start(t testing.TB, kind Kind) *Process {
 			cmd.Wait()
 		}
 	})
-	if err := WaitBlocked(p.Pid, blockedIn[kind], 10*time.Second); err != nil {
-		t.Fatalf("stand-in %s: %v", kind, err)
-	}
 	return p
 }
 
@@ -560,21 +568,7 @@ func StartBusyThenRead(t testing.TB) *Process {
 	cmd, trigger := Command(t, GoRead)
 	cmd.Args = []string{exe, childArg, "spin-read"}
 	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.ExtraFiles[0].Close()
-	p := &Process{Kind: GoRead, Pid: cmd.Process.Pid, cmd: cmd, trigger: trigger, stdout: out, lines: bufio.NewReader(out)}
-	t.Cleanup(func() {
-		if !p.waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	p := launch(t, GoRead, cmd, trigger)
 	for n, deadline := 0, time.Now().Add(10*time.Second); n < 5; {
 		if time.Now().After(deadline) {
 			t.Fatalf("stand-in never seen running its own code: %s", State(p.Pid))
