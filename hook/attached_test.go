@@ -113,14 +113,7 @@ func TestHookStoppedTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkPutBack(t, p.Pid, b)
-	p.Release("hello")
-	rep, k, err := p.Finish(10 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Ret != 5 || rep.Data != "hello" || !rep.SigUSR2Blocked {
-		t.Errorf("read ended with %+v", rep)
-	}
+	_, k := finishRead(t, p)
 	if fmt.Sprint(r.log["serial"]) != fmt.Sprint(k.Serial) || k.Name != id {
 		t.Errorf("keyring after exec %+v; the hook logged %v", k, r.log)
 	}
@@ -202,14 +195,7 @@ func TestHookSignalStorm(t *testing.T) {
 		code := exitCode(t, werr)
 		line := strings.TrimSpace(stderr.String())
 		checkPutBack(t, p.Pid, b)
-		p.Release("hello")
-		rep, k, err := p.Finish(10 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Ret != 5 || rep.Data != "hello" || !rep.SigUSR2Blocked {
-			t.Errorf("read ended with %+v", rep)
-		}
+		rep, k := finishRead(t, p)
 		if rep.RT != sent {
 			t.Errorf("sent signal %d %d times, the target handled it %d times", standin.SigRT, sent, rep.RT)
 		}
@@ -300,14 +286,7 @@ func TestHookSIGTERMWhileHeld(t *testing.T) {
 		code := exitCode(t, werr)
 		line := strings.TrimSpace(stderr.String())
 		checkPutBack(t, p.Pid, b)
-		p.Release("hello")
-		rep, _, err := p.Finish(10 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Ret != 5 || rep.Data != "hello" || !rep.SigUSR2Blocked {
-			t.Errorf("read ended with %+v", rep)
-		}
+		rep, _ := finishRead(t, p)
 		switch {
 		case !held:
 			outcomes["missed"]++
@@ -341,4 +320,20 @@ func TestHookSIGTERMWhileHeld(t *testing.T) {
 func hasSignal(mask string, sig unix.Signal) bool {
 	v, err := strconv.ParseUint(mask, 16, 64)
 	return err == nil && v&(1<<(uint(sig)-1)) != 0
+}
+
+// finishRead lets p's read complete with "hello" and checks that it did,
+// with SIGUSR2 still blocked: the interrupted call and the signal mask
+// were put back.
+func finishRead(t *testing.T, p *standin.Process) (standin.Report, standin.Keyring) {
+	t.Helper()
+	p.Release("hello")
+	rep, k, err := p.Finish(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ret != 5 || rep.Data != "hello" || !rep.SigUSR2Blocked {
+		t.Errorf("read ended with %+v", rep)
+	}
+	return rep, k
 }

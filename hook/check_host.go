@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -124,7 +123,7 @@ func checkCapSysPtrace(statusPath string) checkResult {
 		r.Fix = "mount /proc"
 		return r
 	}
-	v, ok := statusField(b, "CapEff")
+	v, ok := keyring.StatusField(b, "CapEff")
 	capEff, err := strconv.ParseUint(v, 16, 64)
 	if !ok || err != nil {
 		r.Status, r.Detail = statusFail, fmt.Sprintf("%s: no readable CapEff line (%q)", statusPath, v)
@@ -138,14 +137,4 @@ func checkCapSysPtrace(statusPath string) checkResult {
 	}
 	r.Status, r.Detail = statusOK, fmt.Sprintf("CAP_SYS_PTRACE in the effective set (CapEff %016x)", capEff)
 	return r
-}
-
-// statusField returns the value of "key:" in a /proc/<pid>/status text.
-func statusField(status []byte, key string) (string, bool) {
-	for _, line := range bytes.Split(status, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte(key+":")); ok {
-			return string(bytes.TrimSpace(v)), true
-		}
-	}
-	return "", false
 }

@@ -107,14 +107,17 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 
 	req := keyring.Request{Mode: keyring.Named, Name: pol.Name, Perm: keyring.Perm(pol.Perm)}
 	if pol.Mode == spec.ModeAnonymous {
-		req = keyring.Request{Mode: keyring.Anonymous, Perm: keyring.Perm(pol.Perm)}
+		req.Mode = keyring.Anonymous
 	}
 
+	// The signal is handed over through cancel's closing: fields belongs
+	// to this goroutine.
 	cancel := make(chan struct{})
+	var caught os.Signal
 	<-notified
 	go func() {
 		if sig, ok := <-sigs; ok {
-			fields["signal"] = sig.String()
+			caught = sig
 			close(cancel)
 		}
 	}()
@@ -132,6 +135,11 @@ func (h *hook) run(stage spec.Stage, admin spec.Admin, stdin io.Reader) int {
 		keyring.ExplainQuota(err, st.Pid)
 		return err
 	})
+	select {
+	case <-cancel:
+		fields["signal"] = caught.String()
+	default:
+	}
 	fields["enter_us"] = tm.Enter.Microseconds()
 	fields["install_us"] = tm.Work.Microseconds()
 	fields["leave_us"] = tm.Leave.Microseconds()

@@ -144,11 +144,10 @@ func (s selfTest) run() (res selfTestResult, err error) {
 	if err != nil {
 		return res, fmt.Errorf("installing a keyring in the stand-in (pid %d): %w", res.Pid, err)
 	}
-	switch tracer := tracerPidOf(res.Pid); tracer {
-	case 0:
-	case -1:
-		return res, fmt.Errorf("stand-in (pid %d): cannot read its TracerPid after the hook detached", res.Pid)
-	default:
+	switch tracer, err := keyring.TracerPid(res.Pid); {
+	case err != nil:
+		return res, fmt.Errorf("stand-in (pid %d): cannot read its TracerPid after the hook detached: %w", res.Pid, err)
+	case tracer != 0:
 		return res, fmt.Errorf("stand-in (pid %d) still traced by %d after the hook detached", res.Pid, tracer)
 	}
 
@@ -236,20 +235,6 @@ func isChildOfSelf(pid int) error {
 		return fmt.Errorf("%w: pid %d (parent %d, state %c) is not the stand-in this process started", keyring.ErrBadTarget, pid, st.PPid, st.State)
 	}
 	return nil
-}
-
-// tracerPidOf returns /proc/<pid>/status's TracerPid, -1 if unreadable.
-func tracerPidOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	v, _ := statusField(b, "TracerPid")
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return -1
-	}
-	return n
 }
 
 // waitBounded reaps cmd, killing it if it has not exited after d. It

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -69,10 +68,7 @@ func runStandin() int {
 	if err != nil {
 		rep.Err = err.Error()
 	}
-	if b, err := os.ReadFile("/proc/self/status"); err == nil {
-		v, _ := statusField(b, "TracerPid")
-		fmt.Sscan(strings.TrimSpace(v), &rep.TracerPid)
-	}
+	rep.TracerPid, _ = keyring.TracerPid(rep.Pid)
 	return writeStandinReport(rep)
 }
 

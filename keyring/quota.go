@@ -117,24 +117,21 @@ func ExplainQuota(err error, pid int) {
 // shows it in the reader's user namespace: from the host, a container
 // root's host uid.
 func FSUID(pid int) (uint32, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := readStatus(pid)
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		v, ok := strings.CutPrefix(line, "Uid:")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) != 4 {
-			return 0, fmt.Errorf("/proc/%d/status: Uid line %q: want 4 uids", pid, line)
-		}
-		uid, err := strconv.ParseUint(f[3], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/status: fsuid: %w", pid, err)
-		}
-		return uint32(uid), nil
+	v, ok := StatusField(b, "Uid")
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no Uid line", pid)
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return 0, fmt.Errorf("/proc/%d/status: Uid line %q: want 4 uids", pid, v)
+	}
+	uid, err := strconv.ParseUint(f[3], 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/status: fsuid: %w", pid, err)
+	}
+	return uint32(uid), nil
 }

@@ -131,39 +131,21 @@ func threadGroup(pid int) (int, error) {
 		unix.Close(fd)
 		return pid, nil
 	}
-	b, err := readProc(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no Tgid line", pid)
+	return statusInt(pid, "Tgid")
 }
 
 // readProc reads a small /proc file with plain system calls; os.ReadFile
 // would also try, and fail, to register the descriptor with the runtime's
 // poller, which costs as many calls again on the hook's hot path.
 func readProc(path string) ([]byte, error) {
-	return readProcInto(path, make([]byte, 0, 2048), true)
-}
-
-// readProcInto reads path into buf, growing it when grow is set; otherwise
-// it stops when buf is full.
-func readProcInto(path string, buf []byte, grow bool) ([]byte, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
-	b := buf[:0]
+	b := make([]byte, 0, 2048)
 	for {
 		if len(b) == cap(b) {
-			if !grow {
-				return b, nil
-			}
 			b = append(b, 0)[:len(b)]
 		}
 		n, err := unix.Read(fd, b[len(b):cap(b)])
@@ -179,17 +161,41 @@ func readProcInto(path string, buf []byte, grow bool) ([]byte, error) {
 	}
 }
 
-// tracerPid returns the TracerPid of /proc/<pid>/status, 0 if none or unknown.
-func tracerPid(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+// readStatus reads /proc/<pid>/status.
+func readStatus(pid int) ([]byte, error) {
+	return readProc("/proc/" + strconv.Itoa(pid) + "/status")
+}
+
+// StatusField returns the value of field key ("Tgid", "TracerPid", ...) in
+// the text of a /proc/<pid>/status file.
+func StatusField(status []byte, key string) (string, bool) {
+	for len(status) > 0 {
+		var line []byte
+		line, status, _ = bytes.Cut(status, []byte("\n"))
+		if k, v, ok := bytes.Cut(line, []byte(":")); ok && string(k) == key {
+			return string(bytes.TrimSpace(v)), true
 		}
 	}
-	return 0
+	return "", false
 }
+
+// statusInt returns the decimal field key of /proc/<pid>/status.
+func statusInt(pid int, key string) (int, error) {
+	b, err := readStatus(pid)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := StatusField(b, key)
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/status: no %s line", pid, key)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, key, err)
+	}
+	return n, nil
+}
+
+// TracerPid returns the TracerPid of /proc/<pid>/status: 0 when pid is
+// not traced.
+func TracerPid(pid int) (int, error) { return statusInt(pid, "TracerPid") }

@@ -1,7 +1,6 @@
 package keyring
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -86,31 +85,27 @@ func Inject(tid int, opts Options, fn func(Syscaller) error) (Timings, error) {
 func onTracerThread(work func() bool) {
 	go func() {
 		runtime.LockOSThread()
-		if unix.Gettid() != unix.Getpid() {
-			if work() {
-				runtime.UnlockOSThread()
-			}
+		if unix.Gettid() == unix.Getpid() {
+			// Hold the main thread while the work runs on a goroutine
+			// that, the main thread being taken, gets another one.
+			done := make(chan struct{})
+			onTracerThread(func() bool {
+				defer close(done)
+				return work()
+			})
+			<-done
+			runtime.UnlockOSThread()
 			return
 		}
-		// Hold the main thread while a second goroutine starts, so that
-		// one is given another thread.
-		hop := make(chan struct{})
-		go func() {
-			defer close(hop)
-			runtime.LockOSThread()
-			if work() {
-				runtime.UnlockOSThread()
-			}
-		}()
-		<-hop
-		runtime.UnlockOSThread()
+		if work() {
+			runtime.UnlockOSThread()
+		}
 	}()
 }
 
 // tracee is a thread seized by the calling OS thread.
 type tracee struct {
 	tid      int
-	w        *waiter
 	deadline time.Time
 	cancel   <-chan struct{}
 
@@ -140,8 +135,8 @@ func (t *tracee) run(opts Options, fn func(Syscaller) error) (tm Timings, err er
 	}
 	start := time.Now()
 	t.deadline, t.cancel = start.Add(timeout), opts.Cancel
-	t.w = newWaiter()
-	defer t.w.close()
+	quietStops.acquire()
+	defer quietStops.release()
 
 	err = t.enter(opts.Verify)
 	tm.Enter = time.Since(start)
@@ -184,7 +179,7 @@ func (t *tracee) enter(verify func() error) error {
 	backoff := lookAgainMin
 	for stopped := false; ; {
 		if !stopped {
-			if err := t.waitEventStop(); err != nil {
+			if err := t.untilEventStop(t.deadline); err != nil {
 				return err
 			}
 		}
@@ -258,29 +253,15 @@ func (t *tracee) syscallSite() (uintptr, error) {
 // thread is then stopped already and must not be interrupted.
 func (t *tracee) lookAgain(pause time.Duration) (stopped bool, err error) {
 	t.retries++
-	sig := 0
-	until := time.Now().Add(pause)
-	for {
-		if err := ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(sig)); err != nil {
-			return false, t.lost(syscallErr("ptrace(PTRACE_CONT)", t.tid, err))
-		}
-		t.running = true
-		ws, err := t.wait(until, t.cancel)
-		if errors.Is(err, ErrTimeout) {
-			break // the pause is over, the thread running
-		}
-		if err != nil {
-			return false, err
-		}
-		if ptraceEvent(ws) == unix.PTRACE_EVENT_STOP {
-			t.lastSys = false
-			t.groupStop = ws.StopSignal() != unix.SIGTRAP
-			return true, nil
-		}
-		sig = 0
-		if ptraceEvent(ws) == 0 && ws.StopSignal() != syscallStop {
-			sig = int(ws.StopSignal())
-		}
+	if err := t.cont(0); err != nil {
+		return false, err
+	}
+	err = t.untilEventStop(time.Now().Add(pause))
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, ErrTimeout) {
+		return false, err
 	}
 	if err := ptrace(unix.PTRACE_INTERRUPT, t.tid, 0, 0); err != nil {
 		return false, t.lost(syscallErr("ptrace(PTRACE_INTERRUPT)", t.tid, err))
@@ -494,27 +475,22 @@ func (t *tracee) hold(sig unix.Signal) {
 // SIGTRAP handling as it is: SIGTRAP neither ignored nor pending, per
 // /proc/<tid>/status. Any doubt answers false.
 func trapUntouched(tid int) bool {
-	var buf [4096]byte // status is about 1.5 KiB; a cut one lacks lines and answers false
-	b, err := readProcInto("/proc/"+strconv.Itoa(tid)+"/status", buf[:], false)
+	b, err := readStatus(tid)
 	if err != nil {
 		return false
 	}
 	const trap = 1 << (unix.SIGTRAP - 1)
-	seen := 0
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte("\n"))
-		k, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || (string(k) != "SigPnd" && string(k) != "ShdPnd" && string(k) != "SigIgn") {
-			continue
+	for _, key := range []string{"SigPnd", "ShdPnd", "SigIgn"} {
+		v, ok := StatusField(b, key)
+		if !ok {
+			return false
 		}
-		mask, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+		mask, err := strconv.ParseUint(v, 16, 64)
 		if err != nil || mask&trap != 0 {
 			return false
 		}
-		seen++
 	}
-	return seen == 3
+	return true
 }
 
 // Scratch implements Syscaller: a private anonymous page mapped in the
@@ -534,36 +510,29 @@ func (t *tracee) Scratch() (uintptr, error) {
 
 // WriteMemory implements Syscaller.
 func (t *tracee) WriteMemory(addr uintptr, b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	local := []unix.Iovec{{Base: &b[0]}}
-	local[0].SetLen(len(b))
-	remote := []unix.RemoteIovec{{Base: addr, Len: len(b)}}
-	n, err := unix.ProcessVMWritev(t.tid, local, remote, 0)
-	if err != nil {
-		return syscallErr(fmt.Sprintf("process_vm_writev(%#x, %d)", addr, len(b)), t.tid, err)
-	}
-	if n != len(b) {
-		return fmt.Errorf("process_vm_writev(%#x, %d) in %d: short write of %d bytes", addr, len(b), t.tid, n)
-	}
-	return nil
+	return t.moveMemory("process_vm_writev", unix.ProcessVMWritev, addr, b)
 }
 
 // ReadMemory implements Syscaller.
 func (t *tracee) ReadMemory(addr uintptr, b []byte) error {
+	return t.moveMemory("process_vm_readv", unix.ProcessVMReadv, addr, b)
+}
+
+// moveMemory copies b to or from addr in the thread's memory with move,
+// process_vm_writev or process_vm_readv, named call.
+func (t *tracee) moveMemory(call string, move func(int, []unix.Iovec, []unix.RemoteIovec, uint) (int, error), addr uintptr, b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	local := []unix.Iovec{{Base: &b[0]}}
 	local[0].SetLen(len(b))
 	remote := []unix.RemoteIovec{{Base: addr, Len: len(b)}}
-	n, err := unix.ProcessVMReadv(t.tid, local, remote, 0)
+	n, err := move(t.tid, local, remote, 0)
 	if err != nil {
-		return syscallErr(fmt.Sprintf("process_vm_readv(%#x, %d)", addr, len(b)), t.tid, err)
+		return syscallErr(fmt.Sprintf("%s(%#x, %d)", call, addr, len(b)), t.tid, err)
 	}
 	if n != len(b) {
-		return fmt.Errorf("process_vm_readv(%#x, %d) in %d: short read of %d bytes", addr, len(b), t.tid, n)
+		return fmt.Errorf("%s(%#x, %d) in %d: only %d bytes moved", call, addr, len(b), t.tid, n)
 	}
 	return nil
 }
@@ -605,11 +574,12 @@ func (t *tracee) resumeToSyscallStop(limit time.Time) error {
 	}
 }
 
-// waitEventStop waits for the PTRACE_EVENT_STOP that PTRACE_INTERRUPT (or
-// a group stop) produces, passing on signals that arrive first.
-func (t *tracee) waitEventStop() error {
+// untilEventStop waits, until limit, for the PTRACE_EVENT_STOP that
+// PTRACE_INTERRUPT (or a group stop) produces, passing on the signals that
+// stop the thread first.
+func (t *tracee) untilEventStop(limit time.Time) error {
 	for {
-		ws, err := t.wait(t.deadline, t.cancel)
+		ws, err := t.wait(limit, t.cancel)
 		if err != nil {
 			return err
 		}
@@ -624,16 +594,24 @@ func (t *tracee) waitEventStop() error {
 		if ptraceEvent(ws) == 0 && ws.StopSignal() != syscallStop {
 			sig = int(ws.StopSignal())
 		}
-		if err := ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(sig)); err != nil {
-			return t.lost(syscallErr("ptrace(PTRACE_CONT)", t.tid, err))
+		if err := t.cont(sig); err != nil {
+			return err
 		}
-		t.running = true
 	}
+}
+
+// cont resumes the thread with PTRACE_CONT, delivering sig if not 0.
+func (t *tracee) cont(sig int) error {
+	if err := ptrace(unix.PTRACE_CONT, t.tid, 0, uintptr(sig)); err != nil {
+		return t.lost(syscallErr("ptrace(PTRACE_CONT)", t.tid, err))
+	}
+	t.running = true
+	return nil
 }
 
 // wait waits for the thread's next stop or its death.
 func (t *tracee) wait(limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
-	ws, err := t.w.wait(t.tid, limit, cancel)
+	ws, err := waitStop(t.tid, limit, cancel)
 	if err != nil {
 		return ws, err
 	}
@@ -652,7 +630,7 @@ func (t *tracee) lost(err error) error {
 	if err == nil || !errors.Is(err, unix.ESRCH) {
 		return err
 	}
-	ws, werr := t.w.wait(t.tid, time.Now().Add(restoreGrace), nil)
+	ws, werr := waitStop(t.tid, time.Now().Add(restoreGrace), nil)
 	if werr == nil && (ws.Exited() || ws.Signaled()) {
 		t.attached, t.detached, t.running = false, true, false
 		return fmt.Errorf("%w: thread %d %s: %w", ErrTargetExited, t.tid, describeStatus(ws), err)
@@ -676,8 +654,8 @@ func describeStatus(ws unix.WaitStatus) string {
 	return fmt.Sprintf("status %#x", uint32(ws))
 }
 
-// waiter waits for one thread's ptrace stops with a time limit and a
-// cancel channel. wait4 cannot be interrupted, so it polls with WNOHANG:
+// waitStop waits for thread tid's next ptrace stop or its death, until
+// limit or cancel. wait4 cannot be interrupted, so it polls with WNOHANG:
 // first a spin that yields the CPU between polls, since an injected call
 // stops again within microseconds, then sleeps that double from
 // pollMinSleep to pollMaxSleep. It never waits for any pid but the one
@@ -686,25 +664,16 @@ func describeStatus(ws unix.WaitStatus) string {
 // It does not use SIGCHLD. The kernel sends the tracer one for every ptrace
 // stop, and in a Go program each one runs the runtime's signal handler on
 // some thread, often one it must first wake on another CPU: that cost more
-// than the stops themselves (see docs/benchmarks.md). While any waiter is
-// open the process's SIGCHLD action carries SA_NOCLDSTOP (quietStops), so
+// than the stops themselves (see docs/benchmarks.md). While an injection
+// runs the process's SIGCHLD action carries SA_NOCLDSTOP (quietStops), so
 // stops raise no signal; exits still do, and wait4 sees stops either way.
-type waiter struct{}
-
-func newWaiter() *waiter {
-	quietStops.acquire()
-	return &waiter{}
-}
-
-func (w *waiter) close() { quietStops.release() }
-
 const (
 	spinPolls    = 200
 	pollMinSleep = 20 * time.Microsecond
 	pollMaxSleep = time.Millisecond
 )
 
-func (w *waiter) wait(tid int, limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
+func waitStop(tid int, limit time.Time, cancel <-chan struct{}) (unix.WaitStatus, error) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -755,7 +724,7 @@ func (w *waiter) wait(tid int, limit time.Time, cancel <-chan struct{}) (unix.Wa
 }
 
 // quietStops sets SA_NOCLDSTOP on the process's SIGCHLD action while at
-// least one waiter is open, and takes it off again after the last one
+// least one injection runs, and takes it off again after the last one
 // closes if it was not there before. Only the flag changes: the handler
 // (the Go runtime's), its mask and restorer stay as they are, and children
 // that exit still raise SIGCHLD.
@@ -844,7 +813,7 @@ func seizeErr(tid int, err error) error {
 	case errors.Is(err, unix.ESRCH):
 		return fmt.Errorf("%w: no such process", base)
 	case errors.Is(err, unix.EPERM):
-		if tracer := tracerPid(tid); tracer > 0 {
+		if tracer, _ := TracerPid(tid); tracer > 0 {
 			return fmt.Errorf("%w: already traced by pid %d", base, tracer)
 		}
 		return fmt.Errorf("%w: not permitted: the hook needs CAP_SYS_PTRACE over the target's user namespace, and YAMA ptrace_scope must be below 3", base)
